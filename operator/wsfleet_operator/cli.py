@@ -1,0 +1,165 @@
+"""The ``wsfleet`` command.
+
+    wsfleet render [-f FILE ...]   every child object as a YAML stream, for kubectl apply -f -
+    wsfleet check  [-f FILE ...]   the timeout hierarchy, the shutdown timeline and every rule
+    wsfleet crd [--check]          regenerate crds/ and docs/crd-reference.md from the model
+
+Without -f, render and check use the built-in example: a WebSocketService
+"chat" with every default. Exit codes: 0 fine, 2 bad input or a broken rule
+(each problem on its own line, naming the file, the field and the value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from wsfleet_operator import crd
+from wsfleet_operator.model import API_VERSION, KIND, WebSocketService
+from wsfleet_operator.render import audit, render_all
+from wsfleet_operator.timeouts import derive, fmt, hierarchy, timeline
+from wsfleet_operator.validation import RULES, SpecError, check, parse_and_check, parse_resource
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+BUILTIN: dict[str, Any] = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": "chat"}, "spec": {}}
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style YAML with multi-line strings kept readable."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _documents(paths: Sequence[str]) -> Iterator[tuple[str, Any]]:
+    """(source, document) for every non-empty YAML document in the files ('-' is stdin)."""
+    if not paths:
+        yield "<built-in example>", BUILTIN
+        return
+    for path in paths:
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        except OSError as exc:
+            raise SpecError(path, (f"can't read: {exc.strerror}",)) from None
+        try:
+            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            raise SpecError(path, (f"{where}not valid YAML: {getattr(exc, 'problem', exc)}",)) from None
+        if not docs:
+            raise SpecError(path, ("no WebSocketService in the file",))
+        for i, doc in enumerate(docs):
+            kind = doc.get("kind") if isinstance(doc, dict) else None
+            if kind != KIND:
+                raise SpecError(f"{path}[{i}]", (f"kind: {kind!r}: expected {KIND!r}",))
+            yield (path if len(docs) == 1 else f"{path}[{i}]"), doc
+
+
+def _dump(manifests: list[dict[str, Any]], out: TextIO) -> None:
+    out.write(yaml.dump_all(manifests, Dumper=_Dumper, sort_keys=False, explicit_start=True, width=120))
+
+
+def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
+    resources = [parse_and_check(doc, src) for src, doc in _documents(args.file)]
+    manifests = [m for wss in resources for m in render_all(wss)]
+    _dump(manifests, out)
+    return EXIT_OK
+
+
+def _report(src: str, wss: WebSocketService, out: TextIO) -> bool:
+    spec = wss.spec
+    t = derive(spec)
+    violations = check(spec)
+    broken = {v.rule for v in violations}
+    out.write(f"{src}: {wss.metadata.namespace}/{wss.metadata.name} (provider {t.profile.key}, {t.profile.label})\n")
+    out.write("\nTimeout hierarchy\n")
+    for line in hierarchy(t):
+        out.write(f"  {line}\n")
+    out.write("\nShutdown timeline\n")
+    for at, what in timeline(t):
+        out.write(f"  T+{at:<5} {what}\n")
+    out.write(
+        f"\nDerived: terminationGracePeriodSeconds {t.grace}, preStop {fmt(t.pre_stop)}"
+        f"{' (provider default)' if t.pre_stop_derived else ''}, idle timeout {fmt(t.idle)}"
+        f"{' (derived)' if t.idle_derived else ''}\n"
+    )
+    out.write("\nRules\n")
+    for rule in RULES:
+        mark = "FAIL" if rule.id in broken else "ok  "
+        out.write(f"  {mark} {rule.id:<4} {rule.title}\n")
+    if violations:
+        out.write("\n")
+        for v in violations:
+            out.write(f"{src}: spec: {v.message}\n")
+        return False
+    problems = audit.audit(spec, render_all(wss))
+    for p in problems:
+        out.write(f"{src}: rendered objects: {p}\n")
+    return not problems
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    ok = True
+    for i, (src, doc) in enumerate(_documents(args.file)):
+        if i:
+            out.write("\n" + "-" * 72 + "\n")
+        ok = _report(src, parse_resource(doc, src), out) and ok
+    return EXIT_OK if ok else EXIT_BAD_INPUT
+
+
+def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
+    root = Path(args.root)
+    if args.check:
+        stale = crd.stale(root)
+        for path in stale:
+            out.write(f"{path}: stale; run `wsfleet crd` to regenerate it from the model\n")
+        return EXIT_BAD_INPUT if stale else EXIT_OK
+    for path in crd.write(root):
+        out.write(f"wrote {path}\n")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wsfleet", description="WebSocket fleets on Kubernetes, with timeouts that agree.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, func, text in (
+        ("render", cmd_render, "print every child object as a YAML stream"),
+        ("check", cmd_check, "print the timeout hierarchy, shutdown timeline and rules"),
+    ):
+        s = sub.add_parser(name, help=text, description=text)
+        s.add_argument("-f", "--file", action="append", default=[], help="WebSocketService YAML ('-' for stdin)")
+        s.set_defaults(func=func)
+    s = sub.add_parser("crd", help="regenerate the CRD and its reference doc from the model")
+    s.add_argument("--check", action="store_true", help="fail if the committed files are stale")
+    s.add_argument("--root", default=".", help="repository root (default: .)")
+    s.set_defaults(func=cmd_crd)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args, out)
+    except SpecError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_BAD_INPUT
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The workload's ConfigMap: every setting the workload reads, named by the shared contract."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from wsfleet_operator import naming
+from wsfleet_operator.render.context import Context, Manifest
+from wsfleet_workload import contract as c
+
+
+def data(ctx: Context) -> dict[str, str]:
+    spec, t = ctx.spec, ctx.t
+    return {
+        c.ENV_PORT: str(spec.port),
+        c.ENV_METRICS_PORT: str(spec.metrics_port),
+        c.ENV_PING_INTERVAL: str(t.interval),
+        c.ENV_PING_TIMEOUT: str(t.timeout),
+        c.ENV_TRANSPORTS: ",".join(spec.transports),
+        c.ENV_PRESTOP_SECONDS: str(t.pre_stop),
+        c.ENV_DRAIN_SECONDS: str(t.drain),
+        c.ENV_REPLAY_TTL: str(t.replay_ttl),
+        c.ENV_REPLAY_MAX_MESSAGES: str(spec.replay.max_messages),
+        c.ENV_PRESENCE_ENABLED: "true" if spec.presence.enabled else "false",
+        c.ENV_CORS_ALLOW_ORIGINS: ",".join(spec.load_balancer.cors.allow_origins),
+        c.ENV_MAX_PAYLOAD_BYTES: str(spec.max_payload_bytes),
+    }
+
+
+def checksum(ctx: Context) -> str:
+    """sha256 of the ConfigMap data; a change rolls the pods."""
+    return hashlib.sha256(json.dumps(data(ctx), sort_keys=True).encode()).hexdigest()
+
+
+def render(ctx: Context) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": ctx.meta(naming.configmap_name(ctx.wss)),
+        "data": data(ctx),
+    }

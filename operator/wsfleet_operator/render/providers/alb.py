@@ -1,0 +1,56 @@
+"""AWS Load Balancer Controller: an ALB with IP targets, lb_cookie stickiness and readiness gates.
+
+Readiness gates (label the namespace elbv2.k8s.aws/pod-readiness-gate-inject=enabled)
+are injected only when the Service and Ingress exist before the pods, which is why
+the reconciler applies them before the Deployment.
+"""
+
+from __future__ import annotations
+
+from wsfleet_operator.render.context import Context, Manifest
+from wsfleet_operator.render.providers.base import INGRESS, Provider, ingress
+
+P = "alb.ingress.kubernetes.io/"
+# ALB health check limits: interval 5-300 s, timeout 2-120 s and below the interval,
+# thresholds 2-10.
+HC_INTERVAL = (5, 300)
+HC_TIMEOUT = (2, 120)
+HC_THRESHOLD = (2, 10)
+
+
+def _clamp(value: int, bounds: tuple[int, int]) -> int:
+    return max(bounds[0], min(bounds[1], value))
+
+
+def ingress_annotations(ctx: Context) -> dict[str, str]:
+    spec, t = ctx.spec, ctx.t
+    ready = spec.probes.readiness
+    interval = _clamp(ready.period, HC_INTERVAL)
+    tg = [f"deregistration_delay.timeout_seconds={t.lb_drain}"]
+    if spec.affinity.mode == "cookie":
+        tg += [
+            "stickiness.enabled=true",
+            "stickiness.type=lb_cookie",
+            f"stickiness.lb_cookie.duration_seconds={spec.affinity.ttl}",
+        ]
+    return {
+        P + "scheme": spec.load_balancer.scheme,
+        # IP targets: stickiness reaches pods, and deregistration follows pod readiness.
+        P + "target-type": "ip",
+        P + "load-balancer-attributes": f"idle_timeout.timeout_seconds={t.idle}",
+        P + "target-group-attributes": ",".join(tg),
+        P + "healthcheck-path": ready.path,
+        P + "healthcheck-port": "traffic-port",
+        P + "healthcheck-interval-seconds": str(interval),
+        P + "healthcheck-timeout-seconds": str(min(_clamp(ready.timeout, HC_TIMEOUT), interval - 1)),
+        P + "healthy-threshold-count": str(HC_THRESHOLD[0]),
+        P + "unhealthy-threshold-count": str(_clamp(ready.failure_threshold, HC_THRESHOLD)),
+        P + "success-codes": "200",
+    }
+
+
+def render(ctx: Context) -> list[Manifest]:
+    return [ingress(ctx, ingress_annotations(ctx), ctx.spec.load_balancer.class_name or "alb")]
+
+
+PROVIDER = Provider("alb", (INGRESS,), render)

@@ -1,0 +1,72 @@
+"""The contract between the operator and the bundled workload.
+
+The operator renders a ConfigMap, probes, a preStop hook and monitoring rules
+for the workload; the workload reads that ConfigMap and serves those endpoints
+and metrics. Both sides import the names from this one module, so a rename on
+one side breaks the other side's tests instead of a production rollout.
+
+This module is pure data: it imports nothing from either package.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Ports -----------------------------------------------------------------
+DEFAULT_PORT: Final = 3001
+# Metrics live on their own port so a NetworkPolicy can expose them to the
+# monitoring namespace only, never to the load balancer.
+DEFAULT_METRICS_PORT: Final = 9464
+PORT_NAME: Final = "http"
+METRICS_PORT_NAME: Final = "metrics"
+
+# --- HTTP endpoints --------------------------------------------------------
+SOCKETIO_PATH: Final = "/socket.io/"
+READY_PATH: Final = "/health/ready"  # 503 while draining or while the Redis listener is dead
+LIVE_PATH: Final = "/health/live"  # event loop responsive; never touches Redis
+STARTUP_PATH: Final = "/health/startup"  # startup progress
+DATABASE_PATH: Final = "/health/database"  # Redis PING + listener liveness
+METRICS_PATH: Final = "/metrics"
+PUBLISH_PATH: Final = "/api/v1/publish"
+# The preStop hook calls this: the pod turns unready at once, and the request is
+# answered only after PRESTOP_SECONDS, so the kubelet sends SIGTERM after the
+# load balancer has had time to deregister the pod.
+PRESTOP_PATH: Final = "/lifecycle/prestop"
+
+# Endpoints whose answer depends on Redis. Liveness must never be one of them:
+# a Redis outage must make pods unready, not restart the whole fleet.
+REDIS_DEPENDENT_PATHS: Final = frozenset({READY_PATH, DATABASE_PATH})
+
+# --- Environment variables (set through the rendered ConfigMap) -------------
+ENV_PORT: Final = "WSFLEET_PORT"
+ENV_METRICS_PORT: Final = "WSFLEET_METRICS_PORT"
+ENV_PING_INTERVAL: Final = "WSFLEET_PING_INTERVAL_SECONDS"
+ENV_PING_TIMEOUT: Final = "WSFLEET_PING_TIMEOUT_SECONDS"
+ENV_TRANSPORTS: Final = "WSFLEET_TRANSPORTS"  # comma-separated: websocket,polling
+ENV_PRESTOP_SECONDS: Final = "WSFLEET_PRESTOP_SECONDS"
+ENV_DRAIN_SECONDS: Final = "WSFLEET_DRAIN_SECONDS"
+ENV_REPLAY_TTL: Final = "WSFLEET_REPLAY_TTL_SECONDS"
+ENV_REPLAY_MAX_MESSAGES: Final = "WSFLEET_REPLAY_MAX_MESSAGES"
+ENV_PRESENCE_ENABLED: Final = "WSFLEET_PRESENCE_ENABLED"
+ENV_CORS_ALLOW_ORIGINS: Final = "WSFLEET_CORS_ALLOW_ORIGINS"  # comma-separated
+ENV_MAX_PAYLOAD_BYTES: Final = "WSFLEET_MAX_PAYLOAD_BYTES"
+# Set from Secrets through secretKeyRef, never through the ConfigMap.
+ENV_REDIS_URL: Final = "WSFLEET_REDIS_URL"
+ENV_PUBLISH_API_KEY: Final = "WSFLEET_PUBLISH_API_KEY"
+# Set from the downward API.
+ENV_POD_NAME: Final = "WSFLEET_POD_NAME"
+ENV_POD_NAMESPACE: Final = "WSFLEET_POD_NAMESPACE"
+ENV_NODE_NAME: Final = "WSFLEET_NODE_NAME"
+
+# --- Prometheus metric names -----------------------------------------------
+METRIC_CONNECTIONS: Final = "wsfleet_connections"  # gauge
+METRIC_CONNECTS: Final = "wsfleet_connects_total"  # counter
+METRIC_DISCONNECTS: Final = "wsfleet_disconnects_total"  # counter, label: reason
+METRIC_HEARTBEAT_TIMEOUTS: Final = "wsfleet_heartbeat_timeouts_total"  # counter
+METRIC_HEALTH_CHECKS: Final = "wsfleet_health_checks_total"  # counter, labels: endpoint, result
+METRIC_MESSAGES_IN: Final = "wsfleet_messages_in_total"
+METRIC_MESSAGES_OUT: Final = "wsfleet_messages_out_total"
+METRIC_REPLAY: Final = "wsfleet_replay_total"  # counter, label: result=hit|miss
+METRIC_DRAIN_SECONDS: Final = "wsfleet_drain_duration_seconds"
+METRIC_REDIS_ERRORS: Final = "wsfleet_redis_errors_total"
+METRIC_HANDSHAKE_REJECTIONS: Final = "wsfleet_handshake_rejections_total"  # label: reason
