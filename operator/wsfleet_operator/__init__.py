@@ -1,0 +1,1 @@
+"""wsfleet: the operator package."""

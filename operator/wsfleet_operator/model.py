@@ -49,6 +49,7 @@ DnsName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern
 # An opaque Kubernetes object (tolerations, affinity, volumes): passed through as given.
 Opaque = Annotated[dict[str, Any], WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True})]
 Port = Annotated[int, Field(ge=1, le=65535)]
+HttpPath = Annotated[str, StringConstraints(max_length=512, pattern=r"^/")]
 
 
 class _Spec(BaseModel):
@@ -170,9 +171,7 @@ class LoadBalancer(_Spec):
     host: (
         Annotated[str, StringConstraints(max_length=253, pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")] | None
     ) = Field(default=None, description="Public host name. Omitted: every host.")
-    path: Annotated[str, StringConstraints(max_length=512, pattern=r"^/")] = Field(
-        default="/", description="Path prefix routed to the fleet."
-    )
+    path: HttpPath = Field(default="/", description="Path prefix routed to the fleet.")
     class_name: DnsName | None = Field(default=None, description="IngressClass name (nginx, alb, gce).")
     idle_timeout: Duration | None = Field(
         default=None,
@@ -254,7 +253,7 @@ class Shutdown(_Spec):
 class Probe(_Spec):
     """An HTTP probe of the workload."""
 
-    path: Annotated[str, StringConstraints(max_length=512, pattern=r"^/")] = Field(description="HTTP path.")
+    path: HttpPath = Field(description="HTTP path.")
     period: Duration = Field(description="periodSeconds.")
     timeout: Duration = Field(default=2, description="timeoutSeconds; must be below period (I12).")
     failure_threshold: int = Field(default=3, ge=1, le=100, description="failureThreshold.")
@@ -263,9 +262,7 @@ class Probe(_Spec):
 class StartupProbe(Probe):
     """The startup probe. Its window (period x failureThreshold) must cover the startup budget (I8)."""
 
-    path: Annotated[str, StringConstraints(max_length=512, pattern=r"^/")] = Field(
-        default=contract.STARTUP_PATH, description="HTTP path."
-    )
+    path: HttpPath = Field(default=contract.STARTUP_PATH, description="HTTP path.")
     period: Duration = Field(default=5, description="periodSeconds.")
     failure_threshold: int = Field(default=12, ge=1, le=1000, description="failureThreshold.")
     budget: Duration = Field(default=60, description="The longest the workload is expected to take to start.")
@@ -274,9 +271,7 @@ class StartupProbe(Probe):
 class ReadinessProbe(Probe):
     """The readiness probe; the load balancer health check uses the same path and period."""
 
-    path: Annotated[str, StringConstraints(max_length=512, pattern=r"^/")] = Field(
-        default=contract.READY_PATH, description="HTTP path."
-    )
+    path: HttpPath = Field(default=contract.READY_PATH, description="HTTP path.")
     period: Duration = Field(default=5, description="periodSeconds.")
     failure_threshold: int = Field(default=2, ge=1, le=100, description="failureThreshold.")
 
@@ -284,9 +279,7 @@ class ReadinessProbe(Probe):
 class LivenessProbe(Probe):
     """The liveness probe. It must not depend on Redis (I7)."""
 
-    path: Annotated[str, StringConstraints(max_length=512, pattern=r"^/")] = Field(
-        default=contract.LIVE_PATH, description="HTTP path."
-    )
+    path: HttpPath = Field(default=contract.LIVE_PATH, description="HTTP path.")
     period: Duration = Field(default=10, description="periodSeconds.")
 
 

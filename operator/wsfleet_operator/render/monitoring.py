@@ -20,16 +20,21 @@ HEARTBEAT_TIMEOUTS_PER_MINUTE = 0.005
 AVAILABILITY = 0.999
 
 
+def _meta(ctx: Context, selector_labels: dict[str, str]) -> dict[str, Any]:
+    """Child metadata plus the labels the user's Prometheus selects on (ours win on conflict)."""
+    meta = ctx.meta()
+    meta["labels"] = {**selector_labels, **meta["labels"]}
+    return meta
+
+
 def render_service_monitor(ctx: Context) -> Manifest | None:
     sm = ctx.spec.monitoring.service_monitor
     if not sm.enabled:
         return None
-    meta = ctx.meta()
-    meta["labels"] = {**sm.labels, **meta["labels"]}
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": meta,
+        "metadata": _meta(ctx, sm.labels),
         "spec": {
             "selector": {"matchLabels": naming.selector(ctx.wss)},
             "endpoints": [{"port": c.METRICS_PORT_NAME, "path": c.METRICS_PATH, "interval": fmt(sm.interval)}],
@@ -94,11 +99,9 @@ def render_prometheus_rule(ctx: Context) -> Manifest | None:
                 "annotations": {"summary": summary, "fleet": f"{ctx.namespace}/{ctx.name}"},
             }
         )
-    meta = ctx.meta()
-    meta["labels"] = {**pr.labels, **meta["labels"]}
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": meta,
+        "metadata": _meta(ctx, pr.labels),
         "spec": {"groups": [{"name": f"wsfleet.{ctx.name}", "rules": rules}]},
     }
