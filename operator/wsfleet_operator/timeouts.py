@@ -138,10 +138,6 @@ class Timeouts:
         return self.interval + self.timeout
 
     @property
-    def sigterm_at(self) -> int:
-        return self.pre_stop
-
-    @property
     def drained_at(self) -> int:
         return self.pre_stop + self.drain
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import celpy
 import kubernetes_validate
 import yaml
 
 from tests.conftest import ROOT
 from wsfleet_operator import crd
+from wsfleet_operator.durations import DurationError, parse
 from wsfleet_operator.model import WebSocketServiceSpec
 
 
@@ -90,3 +92,34 @@ def test_every_duration_field_carries_its_cel_rule() -> None:
         if node.get("pattern", "").startswith("^(?:[0-9]{1,6}h)"):
             rules = [v["rule"] for v in node.get("x-kubernetes-validations", [])]
             assert any(r.startswith("duration(self).getSeconds()") for r in rules), path
+
+
+def test_field_level_duration_cel_agrees_with_the_parser() -> None:
+    env = celpy.Environment()
+    samples = ["0s", "1s", "59s", "5m", "30m", "31m", "1h", "2h"]
+    bounds = {(0, 1800), (1, None), (1, 1800), (0, 3600)}
+    checked = set()
+    for path, node in _walk(crd.spec_schema()):
+        rules = node.get("x-kubernetes-validations", [])
+        if not node.get("pattern", "").startswith("^(?:[0-9]{1,6}h)"):
+            continue
+        programs = [
+            (env.program(env.compile(r["rule"])), env.program(env.compile(r["messageExpression"]))) for r in rules
+        ]
+        for text in samples:
+            act = {"self": celpy.json_to_cel(text)}
+            cel_ok = all(bool(rule.evaluate(act)) for rule, _ in programs)
+            lo = 0 if all(">= 1" not in r["rule"] for r in rules) else 1
+            hi = next((int(r["rule"].rsplit(" ", 1)[1]) for r in rules if "<=" in r["rule"]), None)
+            checked.add((lo, hi))
+            try:
+                parse(text, minimum=lo, maximum=hi)
+                py_ok = True
+            except DurationError:
+                py_ok = False
+            assert cel_ok == py_ok, (path, text)
+            for rule, message in programs:
+                if not bool(rule.evaluate(act)):
+                    assert str(message.evaluate(act)).startswith(f"'{text}' must be"), path
+    assert checked <= bounds
+    assert (1, None) in checked

@@ -106,6 +106,13 @@ def audit(spec: WebSocketServiceSpec, manifests: list[Manifest]) -> list[str]:
         problems.append(f"I1: rendered LB lifetime cap {lifetime}s < heartbeat window {window}s + margin")
     if lifetime is not None and idle is not None and lifetime < idle:
         problems.append(f"I14: rendered lifetime {lifetime}s < idle timeout {idle}s")
+    ing = _find(manifests, "Ingress")
+    if ing and "alb.ingress.kubernetes.io/load-balancer-attributes" in ing["metadata"]["annotations"]:
+        # ALB attribute ranges: idle 1-4000 s, deregistration delay 0-3600 s.
+        if idle is not None and not 1 <= idle <= 4000:
+            problems.append(f"I11: rendered ALB idle timeout {idle}s outside 1-4000s")
+        if draining is not None and not 0 <= draining <= 3600:
+            problems.append(f"I11: rendered ALB deregistration delay {draining}s outside 0-3600s")
     grace = pod["terminationGracePeriodSeconds"]
     if grace < pre_stop + drain + spec.shutdown.buffer:
         problems.append(f"I2: rendered terminationGracePeriodSeconds {grace}s < preStop + drain + buffer")
