@@ -1,6 +1,6 @@
 """Parse a WebSocketService once, and check every cross-field rule.
 
-Two families of rules: the timing invariants (I1..I14, timeouts.py) and the
+Two families of rules: the timing invariants (I1..I14, invariants.py) and the
 structural rules below (S1..S8), which say which fields only make sense
 together. Both carry the CEL the CRD runs, so the API server and
 ``wsfleet check`` refuse the same specs.
@@ -17,9 +17,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from wsfleet_operator.invariants import RULES as TIMING_RULES
+from wsfleet_operator.invariants import Rule, Violation
 from wsfleet_operator.model import WebSocketService, WebSocketServiceSpec
-from wsfleet_operator.timeouts import RULES as TIMING_RULES
-from wsfleet_operator.timeouts import Rule, Timeouts, Violation, derive
+from wsfleet_operator.timeouts import Timeouts, derive
 
 RESERVED_ENV_PREFIX = "WSFLEET_"
 TLS_PROVIDERS = ("nginx", "gce")
