@@ -3,6 +3,9 @@
     wsfleet render [-f FILE ...]   every child object as a YAML stream, for kubectl apply -f -
     wsfleet check  [-f FILE ...]   the timeout hierarchy, the shutdown timeline and every rule
     wsfleet crd [--check]          regenerate crds/ and docs/crd-reference.md from the model
+    wsfleet dev-cluster build|up|down|status [--dir DIR]
+                                   a local control plane (etcd, apiserver, controller-manager,
+                                   scheduler, kwok) built from Go modules, on loopback only
 
 Without -f, render and check use the built-in example: a WebSocketService
 "chat" with every default. Exit codes: 0 fine, 2 bad input or a broken rule
@@ -20,6 +23,7 @@ from typing import Any, TextIO
 import yaml
 
 from wsfleet_operator import crd
+from wsfleet_operator.devcluster import build, cluster
 from wsfleet_operator.model import API_VERSION, KIND, WebSocketService
 from wsfleet_operator.render import audit, render_all
 from wsfleet_operator.timeouts import derive, fmt, hierarchy, timeline
@@ -132,6 +136,29 @@ def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+DEV_CLUSTER_DIR = Path.home() / ".cache" / "wsfleet" / "clusters" / "dev"
+
+
+def cmd_dev_cluster(args: argparse.Namespace, out: TextIO) -> int:
+    dc = cluster.DevCluster(Path(args.dir))
+    if args.action == "build":
+        out.write(f"{build.ensure_binaries(out=out)}\n")
+    elif args.action == "up":
+        build.ensure_binaries(out=out)
+        dc.up(out=out)
+    elif args.action == "down":
+        dc.down()
+        out.write(f"dev cluster in {dc.dir} stopped\n")
+    else:
+        state = dc.status()
+        for name, alive in state.items():
+            out.write(f"{name:<24} {'running' if alive else 'stopped'}\n")
+        if not state:
+            out.write(f"no dev cluster in {dc.dir}\n")
+        return EXIT_OK if state and all(state.values()) else 1
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wsfleet", description="WebSocket fleets on Kubernetes, with timeouts that agree.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -146,6 +173,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--check", action="store_true", help="fail if the committed files are stale")
     s.add_argument("--root", default=".", help="repository root (default: .)")
     s.set_defaults(func=cmd_crd)
+    s = sub.add_parser("dev-cluster", help="a local control plane built from Go modules, on loopback")
+    s.add_argument("action", choices=["build", "up", "down", "status"])
+    s.add_argument("--dir", default=str(DEV_CLUSTER_DIR), help=f"cluster directory (default: {DEV_CLUSTER_DIR})")
+    s.set_defaults(func=cmd_dev_cluster)
     return p
 
 
@@ -158,6 +189,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except SpecError as exc:
         err.write(f"{exc}\n")
         return EXIT_BAD_INPUT
+    except RuntimeError as exc:  # BuildError, ClusterError: already say what failed and where
+        err.write(f"wsfleet {args.command}: {exc}\n")
+        return 1
     return code
 
 

@@ -63,6 +63,10 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: v for k, v in node.items() if k in _KEEP or k.startswith("x-kubernetes-")}
     if out.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
+    # The API server estimates CEL cost from the largest value a field can hold; an enum's
+    # longest member is its bound.
+    if out.get("type") == "string" and "enum" in out and "maxLength" not in out:
+        out["maxLength"] = max(len(str(v)) for v in out["enum"])
     if "properties" in node:
         out["type"] = "object"
         out["properties"] = {k: _structural(v, defs) for k, v in node["properties"].items()}

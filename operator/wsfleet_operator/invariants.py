@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wsfleet_operator.celfmt import to_format
 from wsfleet_operator.model import WebSocketServiceSpec
 from wsfleet_operator.timeouts import PROFILES, SERVICE_CLIENT_IP_TTL_MAX, Timeouts, derive, fmt
 from wsfleet_workload import contract
@@ -24,7 +25,11 @@ Check = Callable[[WebSocketServiceSpec, Timeouts], list[str]]
 
 @dataclass(frozen=True)
 class Rule:
-    """One invariant: what must hold, why, the Python check and the equivalent CEL."""
+    """One invariant: what must hold, why, the Python check and the equivalent CEL.
+
+    CEL messages are written as concatenations for readability and converted to the
+    `format` form on construction (celfmt.py explains why the API server needs it).
+    """
 
     id: str
     title: str
@@ -34,6 +39,9 @@ class Rule:
     cel: tuple[tuple[str, str], ...] = ()
     # Where the rule can only be checked on rendered objects (see render/audit.py).
     rendered_only: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cel", tuple((rule, to_format(message)) for rule, message in self.cel))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import celpy
 import pytest
 from hypothesis import given
 
+from tests.unit import celshim
 from tests.unit.strategies import raw_specs, resource
 from wsfleet_operator import crd
 from wsfleet_operator.model import WebSocketServiceSpec
@@ -150,8 +151,8 @@ def _programs() -> list[tuple[str, celpy.Runner, celpy.Runner]]:
         out.append(
             (
                 rule_id,
-                env.program(env.compile(entry["rule"])),
-                env.program(env.compile(entry["messageExpression"])),
+                celshim.program(env, entry["rule"]),
+                celshim.program(env, entry["messageExpression"]),
             )
         )
     return out
@@ -167,6 +168,7 @@ def cel_broken(raw: dict[str, Any]) -> set[str]:
             broken.add(rule_id)
             text = str(message.evaluate(activation))
             assert text.startswith(f"{rule_id}: "), text
+            assert "%" not in text, text  # every verb got its argument
     return broken
 
 

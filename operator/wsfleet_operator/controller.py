@@ -1,0 +1,141 @@
+"""One reconcile of one WebSocketService: parse, check, render, apply in order, prune, report.
+
+The sequence matters:
+1. Parse and check the spec. A refused spec changes no child at all: the last
+   good fleet keeps running, and the status says Stalled with the numbers.
+2. Apply children in render order (ConfigMap, Service, load-balancer objects,
+   then the Deployment), each only if a dry run shows a difference.
+3. Delete owned objects the spec no longer renders (provider switch, HPA off).
+4. Write the status only if it changed.
+
+Events go through the `emit` callback (kopf in production), one per write and
+one per refusal; a resync that finds everything in line emits nothing and
+writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from wsfleet_operator import reconcile
+from wsfleet_operator.kube import Kube
+from wsfleet_operator.render import owned_kinds, render_context
+from wsfleet_operator.render.context import Context
+from wsfleet_operator.validation import RULES, SpecError, check, parse_resource
+
+Emit = Callable[[str, str, str], None]  # (type Normal|Warning, reason, message)
+
+RECONCILES = Counter("wsfleet_operator_reconciles_total", "Reconciles by result", ["result"])
+DURATION = Histogram("wsfleet_operator_reconcile_duration_seconds", "Reconcile duration")
+WRITES = Counter("wsfleet_operator_api_writes_total", "Writes to the API by verb and kind", ["verb", "kind"])
+ERRORS = Counter("wsfleet_operator_errors_total", "Reconcile errors by kind", ["kind"])
+
+TIMING_RULES = {r.id for r in RULES if r.id.startswith("I")}
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: str  # "refused", "applied", "unchanged"
+    writes: int
+    ready: bool
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Controller:
+    kube: Kube
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def _lock(self, uid: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(uid, threading.Lock())
+
+    def reconcile(self, body: dict[str, Any], emit: Emit) -> Result:
+        """Bring one resource's children in line with its spec; serialised per resource."""
+        uid = body["metadata"]["uid"]
+        with self._lock(uid), DURATION.time():
+            before = sum(self.kube.writes.values())
+            try:
+                result = self._reconcile(body, emit, before)
+            except Exception as exc:
+                ERRORS.labels(type(exc).__name__).inc()
+                RECONCILES.labels("error").inc()
+                raise
+            RECONCILES.labels(result.outcome).inc()
+            return result
+
+    def _reconcile(self, body: dict[str, Any], emit: Emit, before: int) -> Result:
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        old_status = body.get("status") or {}
+        try:
+            wss = parse_resource(body, f"{ns}/{name}")
+        except SpecError as exc:
+            return self._refuse(body, list(exc.problems), timing=False, emit=emit, before=before)
+        violations = check(wss.spec)
+        if violations:
+            timing = any(v.rule in TIMING_RULES for v in violations)
+            return self._refuse(body, [v.message for v in violations], timing=timing, emit=emit, before=before)
+
+        ctx = Context.of(wss)
+        desired = render_context(ctx)
+        for manifest in desired:
+            outcome = self.kube.ensure(manifest)
+            if outcome != "unchanged":
+                WRITES.labels("apply", manifest["kind"]).inc()
+                emit("Normal", outcome.capitalize(), f"{outcome} {manifest['kind']} {manifest['metadata']['name']}")
+
+        owned = [o for av, kind in owned_kinds() for o in self.kube.list_owned(av, kind, ns, meta["uid"], name)]
+        for api_version, kind, child in reconcile.stale(desired, owned):
+            if self.kube.delete(api_version, kind, ns, child):
+                WRITES.labels("delete", kind).inc()
+                emit("Normal", "Deleted", f"deleted {kind} {child}: no longer part of the spec")
+
+        deployment = self.kube.get("apps/v1", "Deployment", ns, ctx.name)
+        rollout = reconcile.Rollout.of(deployment)
+        wanted = wss.spec.replicas.min
+        status = {
+            "observedGeneration": wss.metadata.generation,
+            "conditions": reconcile.conditions_ok(wss, ctx.t, rollout, wanted),
+            "timeouts": reconcile.timeouts_status(ctx.t),
+            "replicas": rollout.replicas if rollout else 0,
+            "readyReplicas": rollout.ready if rollout else 0,
+            "url": reconcile.url(wss),
+        }
+        self._write_status(ns, name, old_status, status)
+        writes = sum(self.kube.writes.values()) - before
+        ready = bool(rollout and rollout.done(wanted))
+        return Result("applied" if writes else "unchanged", writes, ready)
+
+    def _refuse(self, body: dict[str, Any], problems: list[str], timing: bool, emit: Emit, before: int) -> Result:
+        meta = body["metadata"]
+        status = {
+            "observedGeneration": meta.get("generation"),
+            "conditions": reconcile.conditions_refused(meta.get("generation"), problems, timing),
+        }
+        if self._write_status(meta["namespace"], meta["name"], body.get("status") or {}, status):
+            # One Warning per refusal (not per resync): only when the refusal is news.
+            emit("Warning", "InvalidSpec", "; ".join(problems))
+        return Result("refused", sum(self.kube.writes.values()) - before, ready=False)
+
+    def _write_status(self, ns: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Patch the status subresource only when something in it changed."""
+        new = {
+            **new,
+            "conditions": reconcile.with_transition_times(new["conditions"], old.get("conditions", []), _now()),
+        }
+        if all(old.get(k) == v for k, v in new.items()):
+            return False
+        self.kube.patch_status(ns, name, new)
+        WRITES.labels("status", "WebSocketService").inc()
+        return True

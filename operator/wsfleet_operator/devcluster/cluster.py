@@ -1,0 +1,336 @@
+"""Run etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on loopback.
+
+Everything lives in one directory: its own PKI, etcd data, component logs, and a
+kubeconfig whose single context is named ``wsfleet-dev``. That directory is the
+cluster's identity: :func:`guard` refuses any kubeconfig that is not one of
+ours, so a developer's real cluster is never touched.
+
+kwok plays the kubelets: it keeps fake Nodes (three zones) Ready and moves
+their pods to Running and Ready, so Deployments roll out for real while no
+container ever runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from wsfleet_operator.devcluster import build, pki
+
+CONTEXT = "wsfleet-dev"
+MARKER = ".wsfleet-dev-cluster"
+SERVICE_CIDR = "10.0.0.0/24"
+POD_CIDR = "10.244.0.0/16"
+ZONES = ("zone-a", "zone-b", "zone-c")
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+START_TIMEOUT = 120.0
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _kubeconfig(server: str, ca: Path, cert: Path, key: Path, user: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": CONTEXT, "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": user}}],
+        "current-context": CONTEXT,
+    }
+
+
+def guard(kubeconfig: Path) -> None:
+    """Refuse any kubeconfig this harness did not create, or that points off loopback."""
+    marker = kubeconfig.parent / MARKER
+    if not marker.is_file():
+        raise ClusterError(f"{kubeconfig}: not created by wsfleet dev-cluster (no {MARKER} beside it); refusing")
+    config = yaml.safe_load(kubeconfig.read_text())
+    contexts = [c["name"] for c in config.get("contexts", [])]
+    servers = [c["cluster"]["server"] for c in config.get("clusters", [])]
+    if contexts != [CONTEXT] or config.get("current-context") != CONTEXT:
+        raise ClusterError(f"{kubeconfig}: contexts {contexts}: only {CONTEXT!r} is ours; refusing")
+    if not all(s.startswith("https://127.0.0.1:") for s in servers):
+        raise ClusterError(f"{kubeconfig}: server {servers} is not on loopback; refusing")
+
+
+@dataclass
+class DevCluster:
+    """One local control plane in one directory."""
+
+    dir: Path
+    bindir: Path = field(default_factory=build.bin_dir)
+    ports: dict[str, int] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.dir / "kubeconfig"
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports['apiserver']}"
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def up(self, out: TextIO = sys.stderr, nodes: int = 3) -> None:
+        if self.state_file.exists() and self._alive():
+            raise ClusterError(f"{self.dir}: a dev cluster is already running here; run `wsfleet dev-cluster down`")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / MARKER).write_text("created by wsfleet dev-cluster\n")
+        (self.dir / "logs").mkdir(exist_ok=True)
+        self.ports = {name: _free_port() for name in ("etcd", "etcd-peer", "apiserver")}
+        clients = {
+            "admin": "system:masters",
+            "system:kube-controller-manager": None,
+            "system:kube-scheduler": None,
+            "kwok": "system:masters",
+        }
+        certs = pki.create(self.dir / "pki", clients)
+        for cn, fname in (
+            ("admin", "kubeconfig"),
+            ("system:kube-controller-manager", "controller-manager.kubeconfig"),
+            ("system:kube-scheduler", "scheduler.kubeconfig"),
+            ("kwok", "kwok.kubeconfig"),
+        ):
+            cfg = _kubeconfig(self.server, certs.ca_cert, certs.cert(cn), certs.key(cn), cn)
+            (self.dir / fname).write_text(yaml.safe_dump(cfg))
+            (self.dir / fname).chmod(0o600)
+        try:
+            self._start_etcd(out)
+            self._start_apiserver(certs, out)
+            self._start("kube-controller-manager", self._controller_manager_args(certs), out)
+            self._start("kube-scheduler", self._scheduler_args(), out)
+            self._start("kwok", self._kwok_args(), out)
+            self._save_state()
+            self._wait_namespace_ready(out)
+            self.create_nodes(nodes)
+        except BaseException:
+            self.down()
+            raise
+        out.write(f">> dev cluster up: {self.server}\n   export KUBECONFIG={self.kubeconfig}\n")
+        out.flush()
+
+    def down(self) -> None:
+        """Stop every component (SIGTERM, then SIGKILL after 10 s)."""
+        pids = {name: p.pid for name, p in self.procs.items()}
+        if not pids and self.state_file.exists():
+            pids = json.loads(self.state_file.read_text()).get("pids", {})
+        for pid in pids.values():
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + 10
+        for pid in pids.values():
+            while time.monotonic() < deadline and _pid_alive(pid):
+                time.sleep(0.1)
+            if _pid_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        for p in self.procs.values():
+            p.wait(timeout=10)
+        self.procs.clear()
+        self.state_file.unlink(missing_ok=True)
+
+    def status(self) -> dict[str, bool]:
+        if not self.state_file.exists():
+            return {}
+        pids: dict[str, int] = json.loads(self.state_file.read_text())["pids"]
+        return {name: _pid_alive(pid) for name, pid in pids.items()}
+
+    # --- components ------------------------------------------------------------------
+
+    def _start(self, name: str, args: list[str], out: TextIO) -> None:
+        exe = self.bindir / name
+        if not exe.is_file():
+            raise ClusterError(f"{exe}: missing; run `wsfleet dev-cluster build` first")
+        log = (self.dir / "logs" / f"{name}.log").open("ab")
+        out.write(f">> starting {name}\n")
+        out.flush()
+        self.procs[name] = subprocess.Popen(
+            [str(exe), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+
+    def _start_etcd(self, out: TextIO) -> None:
+        client = f"http://127.0.0.1:{self.ports['etcd']}"
+        peer = f"http://127.0.0.1:{self.ports['etcd-peer']}"
+        args = [
+            f"--data-dir={self.dir / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=default={peer}",
+            "--unsafe-no-fsync",  # a throwaway test store: durability buys nothing here
+            "--log-level=warn",
+        ]
+        self._start("etcd", args, out)
+        self._wait(lambda: _http_ok(f"{client}/health"), "etcd /health")
+
+    def _start_apiserver(self, certs: pki.Pki, out: TextIO) -> None:
+        args = [
+            f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.ports['apiserver']}",
+            f"--tls-cert-file={certs.cert('apiserver')}",
+            f"--tls-private-key-file={certs.key('apiserver')}",
+            f"--client-ca-file={certs.ca_cert}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-account-issuer={self.server}",
+            f"--service-account-key-file={certs.sa_pub}",
+            f"--service-account-signing-key-file={certs.sa_key}",
+            "--authorization-mode=RBAC",
+            "--allow-privileged=true",
+            "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,ResourceQuota",
+            "--profiling=false",
+            "--endpoint-reconciler-type=none",
+        ]
+        self._start("kube-apiserver", args, out)
+        self._wait(lambda: self._api_ok("/readyz"), "kube-apiserver /readyz")
+
+    def _controller_manager_args(self, certs: pki.Pki) -> list[str]:
+        return [
+            f"--kubeconfig={self.dir / 'controller-manager.kubeconfig'}",
+            "--secure-port=0",
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={certs.sa_key}",
+            f"--root-ca-file={certs.ca_cert}",
+            f"--cluster-signing-cert-file={certs.ca_cert}",
+            f"--cluster-signing-key-file={certs.ca_key}",
+            "--controllers=*",
+        ]
+
+    def _scheduler_args(self) -> list[str]:
+        return [f"--kubeconfig={self.dir / 'scheduler.kubeconfig'}", "--leader-elect=false", "--secure-port=0"]
+
+    def _kwok_args(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.dir / 'kwok.kubeconfig'}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=127.0.0.1",
+            "--server-address=",
+        ]
+
+    # --- API helpers -------------------------------------------------------------------
+
+    def _ssl(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.dir / "pki" / "ca.crt"))
+        ctx.load_cert_chain(str(self.dir / "pki" / "admin.crt"), str(self.dir / "pki" / "admin.key"))
+        return ctx
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, context=self._ssl(), timeout=10) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def _api_ok(self, path: str) -> bool:
+        try:
+            req = urllib.request.Request(self.server + path)
+            with urllib.request.urlopen(req, context=self._ssl(), timeout=3) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def _wait(self, check: Any, what: str, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, p in self.procs.items():
+                if p.poll() is not None:
+                    tail = (self.dir / "logs" / f"{name}.log").read_text(errors="replace")[-3000:]
+                    raise ClusterError(f"{name} exited with {p.returncode} while waiting for {what}:\n{tail}")
+            if check():
+                return
+            time.sleep(0.25)
+        raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+    def _wait_namespace_ready(self, out: TextIO) -> None:
+        """The controller-manager is working once it has created the default ServiceAccount."""
+
+        def ready() -> bool:
+            try:
+                self.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")
+                return True
+            except OSError:
+                return False
+
+        self._wait(ready, "the default ServiceAccount (kube-controller-manager)")
+
+    def create_nodes(self, count: int) -> None:
+        for i in range(count):
+            zone = ZONES[i % len(ZONES)]
+            name = f"kwok-node-{i}"
+            node = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {KWOK_ANNOTATION: "fake"},
+                    "labels": {
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "topology.kubernetes.io/zone": zone,
+                        "type": "kwok",
+                    },
+                },
+                "status": {
+                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                },
+            }
+            self.request("POST", "/api/v1/nodes", node)
+
+    def _alive(self) -> bool:
+        return any(self.status().values())
+
+    def _save_state(self) -> None:
+        state = {"pids": {n: p.pid for n, p in self.procs.items()}, "ports": self.ports, "server": self.server}
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False

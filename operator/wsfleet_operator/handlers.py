@@ -1,0 +1,143 @@
+"""kopf registrations, and nothing else: every decision is in controller.py.
+
+Handlers are registered into a fresh registry by :func:`register`, with the
+options of this run, so nothing happens at import time and tests can run
+several operators with different settings.
+
+Drift is corrected two ways: a watch on the core child kinds (Deployment,
+Service, ConfigMap, HPA, PDB, Ingress) reconciles the owner as soon as a child
+changes or disappears, and a timer reconciles every resource each
+``resync`` seconds, which bounds the repair time for the other kinds too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import kopf
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from prometheus_client import start_http_server
+
+from wsfleet_operator import naming
+from wsfleet_operator.controller import Controller
+from wsfleet_operator.kube import Kube, Rejected, Retry
+from wsfleet_operator.model import GROUP, KIND, PLURAL, VERSION
+
+log = logging.getLogger("wsfleet.operator")
+
+# Core kinds watched for drift; CRD-backed children are covered by the resync timer.
+WATCHED_CHILDREN = (
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    ("", "v1", "configmaps"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("networking.k8s.io", "v1", "ingresses"),
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    resync: float = 30.0  # seconds; the upper bound on repairing drift of any child
+    kubeconfig: str | None = None
+    metrics_port: int = 9090
+    health_port: int = 8080
+    bind: str = "0.0.0.0"
+    verbose: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _api(opts: Options) -> k8s.ApiClient:
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config(config_file=opts.kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException:
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return k8s.ApiClient(configuration)
+
+
+def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Options) -> None:
+    def run(body: kopf.Body | dict[str, Any]) -> None:
+        obj = dict(body)
+        target = kopf.Body(cast(kopf.RawBody, obj))
+
+        def emit(kind: str, reason: str, message: str) -> None:
+            kopf.event(target, type=kind, reason=reason, message=message)
+
+        try:
+            controller.reconcile(obj, emit)
+        except Retry as exc:
+            raise kopf.TemporaryError(str(exc), delay=exc.delay) from None
+        except Rejected as exc:
+            kopf.warn(target, reason="ApplyRejected", message=str(exc))
+            raise kopf.PermanentError(str(exc)) from None
+
+    @kopf.on.startup(registry=registry)
+    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Keep kopf's bookkeeping in our own annotations, and out of .status (which is ours).
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        settings.posting.level = logging.WARNING  # our own events only, not kopf's chatter
+        settings.watching.server_timeout = 300
+        settings.execution.max_workers = 8
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    def changed(body: kopf.Body, **_: Any) -> None:
+        run(body)
+
+    @kopf.timer(GROUP, VERSION, PLURAL, interval=opts.resync, initial_delay=opts.resync, registry=registry)
+    def resync(body: kopf.Body, **_: Any) -> None:
+        run(body)
+
+    lock = threading.Lock()
+
+    def owner_of(body: kopf.Body) -> dict[str, Any] | None:
+        for ref in body.get("metadata", {}).get("ownerReferences", []):
+            if ref.get("kind") == KIND and ref.get("controller"):
+                with lock:
+                    return controller.kube.get(f"{GROUP}/{VERSION}", KIND, body["metadata"]["namespace"], ref["name"])
+        return None
+
+    for group, version, plural in WATCHED_CHILDREN:
+
+        @kopf.on.event(
+            group, version, plural, labels={naming.LABEL_MANAGED_BY: naming.FIELD_MANAGER}, registry=registry
+        )
+        def child_changed(body: kopf.Body, **_: Any) -> None:
+            owner = owner_of(body)
+            if owner is not None and not owner["metadata"].get("deletionTimestamp"):
+                try:
+                    run(owner)
+                except (kopf.TemporaryError, kopf.PermanentError) as exc:
+                    log.warning("reconcile after a child changed: %s", exc)
+
+
+def run(opts: Options) -> None:
+    """Run the operator until SIGTERM."""
+    if opts.kubeconfig:
+        # kopf's own client logs in from KUBECONFIG; this process is the operator and nothing else.
+        os.environ["KUBECONFIG"] = opts.kubeconfig
+    kopf.configure(verbose=opts.verbose)
+    registry = kopf.OperatorRegistry()
+    controller = Controller(Kube(_api(opts)))
+    register(registry, controller, opts)
+    start_http_server(opts.metrics_port, addr=opts.bind)
+    log.info("metrics on %s:%d, health on %s:%d/healthz", opts.bind, opts.metrics_port, opts.bind, opts.health_port)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=not opts.namespaces,
+            namespaces=list(opts.namespaces),
+            liveness_endpoint=f"http://{opts.bind}:{opts.health_port}/healthz",
+        )
+    )

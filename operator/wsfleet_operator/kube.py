@@ -1,0 +1,184 @@
+"""The only module that talks to the Kubernetes API.
+
+Writes are server-side applies under one field manager. Before writing, each
+child is applied with dryRun=All and the result compared with the live object:
+when they match, nothing is written. A resync of a fleet that is in line
+therefore costs reads and dry runs only, and zero writes, and a field someone
+edited by hand shows up as a difference and is restored.
+
+Errors are translated here, once: conflicts, throttling and server errors
+become :class:`Retry` with a delay; a request the API server refuses (invalid
+object, forbidden) becomes :class:`Rejected` with its message.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kubernetes import client as k8s
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+from kubernetes.dynamic.resource import Resource
+
+from wsfleet_operator import naming
+from wsfleet_operator.model import API_VERSION, KIND
+
+Manifest = dict[str, Any]
+Outcome = Literal["created", "updated", "unchanged"]
+
+RETRY_STATUSES = {409, 429, 500, 502, 503, 504}
+
+
+class Retry(Exception):
+    """A transient failure: try again after `delay` seconds."""
+
+    def __init__(self, message: str, delay: float = 5.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Rejected(Exception):
+    """The API server refused a request for good; retrying will not help."""
+
+
+def _translate(exc: k8s.ApiException, what: str) -> Exception:
+    try:
+        message = json.loads(exc.body or "{}").get("message", exc.reason)
+    except (TypeError, ValueError):
+        message = exc.reason
+    if exc.status in RETRY_STATUSES:
+        retry_after = (exc.headers or {}).get("Retry-After")
+        return Retry(f"{what}: {exc.status} {message}", float(retry_after) if retry_after else 5.0)
+    return Rejected(f"{what}: {exc.status} {message}")
+
+
+def _comparable(obj: Manifest) -> Manifest:
+    """The object without fields that change on every write without meaning anything."""
+    out = copy.deepcopy(obj)
+    meta = out.get("metadata", {})
+    for entry in meta.get("managedFields", []):
+        entry.pop("time", None)
+    return out
+
+
+@dataclass
+class Kube:
+    """API access for the operator. `writes` counts every mutating request, by verb and kind."""
+
+    api: k8s.ApiClient
+    field_manager: str = naming.FIELD_MANAGER
+    writes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _dyn: DynamicClient | None = None
+    _resources: dict[tuple[str, str], Resource | None] = field(default_factory=dict)
+
+    @property
+    def dyn(self) -> DynamicClient:
+        if self._dyn is None:
+            self._dyn = DynamicClient(self.api)  # type: ignore[no-untyped-call]
+        return self._dyn
+
+    def resource(self, api_version: str, kind: str) -> Resource | None:
+        """The API resource for a kind, or None when the cluster does not serve it (CRD not installed)."""
+        key = (api_version, kind)
+        if key not in self._resources:
+            try:
+                self._resources[key] = self.dyn.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError:
+                self._resources[key] = None
+        return self._resources[key]
+
+    def forget_discovery(self) -> None:
+        """Drop cached discovery, so newly installed CRDs are seen."""
+        self._resources.clear()
+        self._dyn = None
+
+    def _require(self, api_version: str, kind: str) -> Resource:
+        res = self.resource(api_version, kind)
+        if res is None:
+            raise Rejected(f"{api_version} {kind} is not served by this cluster (is its CRD installed?)")
+        return res
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Manifest | None:
+        res = self._require(api_version, kind)
+        try:
+            obj: Manifest = res.get(name=name, namespace=namespace).to_dict()
+        except k8s.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _translate(exc, f"get {kind} {namespace}/{name}") from None
+        return obj
+
+    def _apply(self, manifest: Manifest, dry_run: bool) -> Manifest:
+        res = self._require(manifest["apiVersion"], manifest["kind"])
+        meta = manifest["metadata"]
+        try:
+            obj: Manifest = res.server_side_apply(
+                body=manifest,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=self.field_manager,
+                force_conflicts=True,
+                dry_run="All" if dry_run else None,
+            ).to_dict()
+        except k8s.ApiException as exc:
+            raise _translate(exc, f"apply {manifest['kind']} {meta.get('namespace')}/{meta['name']}") from None
+        return obj
+
+    def ensure(self, manifest: Manifest) -> Outcome:
+        """Make the live object match the manifest; write only when a dry run shows a difference."""
+        meta = manifest["metadata"]
+        live = self.get(manifest["apiVersion"], manifest["kind"], meta.get("namespace", ""), meta["name"])
+        if live is not None and _comparable(self._apply(manifest, dry_run=True)) == _comparable(live):
+            return "unchanged"
+        self._apply(manifest, dry_run=False)
+        self.writes[("apply", manifest["kind"])] += 1
+        return "created" if live is None else "updated"
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        res = self._require(api_version, kind)
+        try:
+            res.delete(name=name, namespace=namespace, body={"propagationPolicy": "Background"})
+        except k8s.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _translate(exc, f"delete {kind} {namespace}/{name}") from None
+        self.writes[("delete", kind)] += 1
+        return True
+
+    def list_owned(self, api_version: str, kind: str, namespace: str, owner_uid: str, name: str) -> list[Manifest]:
+        """Objects of a kind that this resource controls (by label, confirmed by owner uid)."""
+        res = self.resource(api_version, kind)
+        if res is None:
+            return []
+        selector = f"{naming.LABEL_SERVICE}={name},{naming.LABEL_MANAGED_BY}={naming.FIELD_MANAGER}"
+        try:
+            items = res.get(namespace=namespace, label_selector=selector).to_dict()["items"]
+        except k8s.ApiException as exc:
+            if exc.status in (403, 404):
+                return []
+            raise _translate(exc, f"list {kind} in {namespace}") from None
+        return [
+            {**o, "apiVersion": api_version, "kind": kind}
+            for o in items
+            if any(ref.get("uid") == owner_uid for ref in o["metadata"].get("ownerReferences", []))
+        ]
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        res = self._require(API_VERSION, KIND)
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": name, "namespace": namespace},
+            "status": status,
+        }
+        try:
+            res.status.patch(body=body, name=name, namespace=namespace, content_type="application/merge-patch+json")
+        except k8s.ApiException as exc:
+            if exc.status == 404:
+                return  # deleted meanwhile: nothing to report on
+            raise _translate(exc, f"patch status of {KIND} {namespace}/{name}") from None
+        self.writes[("status", KIND)] += 1
