@@ -3,6 +3,8 @@
     wsfleet render [-f FILE ...]   every child object as a YAML stream, for kubectl apply -f -
     wsfleet check  [-f FILE ...]   the timeout hierarchy, the shutdown timeline and every rule
     wsfleet crd [--check]          regenerate crds/ and docs/crd-reference.md from the model
+    wsfleet operator [--namespace NS ...] [--resync SECONDS]
+                                   run the operator (kopf) against the current kubeconfig
     wsfleet dev-cluster build|up|down|status [--dir DIR]
                                    a local control plane (etcd, apiserver, controller-manager,
                                    scheduler, kwok) built from Go modules, on loopback only
@@ -159,6 +161,23 @@ def cmd_dev_cluster(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
+    from wsfleet_operator import handlers  # kopf and the API client load only for this command
+
+    handlers.run(
+        handlers.Options(
+            namespaces=tuple(args.namespace),
+            resync=args.resync,
+            kubeconfig=args.kubeconfig,
+            metrics_port=args.metrics_port,
+            health_port=args.health_port,
+            bind=args.bind,
+            verbose=args.verbose,
+        )
+    )
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wsfleet", description="WebSocket fleets on Kubernetes, with timeouts that agree.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -173,6 +192,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--check", action="store_true", help="fail if the committed files are stale")
     s.add_argument("--root", default=".", help="repository root (default: .)")
     s.set_defaults(func=cmd_crd)
+    s = sub.add_parser("operator", help="run the operator")
+    s.add_argument("--namespace", action="append", default=[], help="watch only this namespace (repeatable)")
+    s.add_argument("--resync", type=float, default=30.0, help="seconds between full reconciles (default 30)")
+    s.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG or in-cluster)")
+    s.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (default 9090)")
+    s.add_argument("--health-port", type=int, default=8080, help="liveness endpoint port, /healthz (default 8080)")
+    s.add_argument("--bind", default="0.0.0.0", help="address for metrics and health (default 0.0.0.0)")
+    s.add_argument("--verbose", action="store_true", help="debug logging")
+    s.set_defaults(func=cmd_operator)
     s = sub.add_parser("dev-cluster", help="a local control plane built from Go modules, on loopback")
     s.add_argument("action", choices=["build", "up", "down", "status"])
     s.add_argument("--dir", default=str(DEV_CLUSTER_DIR), help=f"cluster directory (default: {DEV_CLUSTER_DIR})")

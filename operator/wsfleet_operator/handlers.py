@@ -88,6 +88,12 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 8
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A fresh registry has none of kopf's default login handlers: log in through the
+        # kubernetes client, which reads KUBECONFIG or the in-cluster service account.
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
