@@ -162,7 +162,7 @@ def cmd_dev_cluster(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
-    from wsfleet_operator import handlers  # kopf and the API client load only for this command
+    from wsfleet_operator import handlers  # noqa: PLC0415 - kopf and the API client load only for this command
 
     handlers.run(
         handlers.Options(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -26,7 +25,7 @@ from prometheus_client import start_http_server
 
 from wsfleet_operator import naming
 from wsfleet_operator.controller import Controller
-from wsfleet_operator.kube import Kube, Rejected, Retry
+from wsfleet_operator.kube import Kube, NamespaceTerminating, Rejected, Retry
 from wsfleet_operator.model import GROUP, KIND, PLURAL, VERSION
 
 log = logging.getLogger("wsfleet.operator")
@@ -54,13 +53,29 @@ class Options:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _api(opts: Options) -> k8s.ApiClient:
+def _configuration(opts: Options) -> k8s.Configuration:
+    """The client configuration from --kubeconfig, $KUBECONFIG, or the in-cluster service account."""
     configuration = k8s.Configuration()
     try:
         k8s_config.load_kube_config(config_file=opts.kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return k8s.ApiClient(configuration)
+    return configuration
+
+
+def _connection(configuration: k8s.Configuration) -> kopf.ConnectionInfo:
+    """kopf's credentials, taken from the same configuration as the operator's own client."""
+    auth = (configuration.api_key or {}).get("authorization") or (configuration.api_key or {}).get("BearerToken")
+    scheme, _, token = auth.partition(" ") if auth else ("", "", "")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        scheme=scheme or None,
+        token=token or None,
+    )
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Options) -> None:
@@ -73,6 +88,8 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
 
         try:
             controller.reconcile(obj, emit)
+        except NamespaceTerminating as exc:
+            log.debug("skipped: %s", exc)
         except Retry as exc:
             raise kopf.TemporaryError(str(exc), delay=exc.delay) from None
         except Rejected as exc:
@@ -89,10 +106,10 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
         settings.execution.max_workers = 8
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # A fresh registry has none of kopf's default login handlers: log in through the
-        # kubernetes client, which reads KUBECONFIG or the in-cluster service account.
-        return kopf.login_via_client(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # A fresh registry has none of kopf's default login handlers. Re-read on every login,
+        # so a rotated service-account token is picked up.
+        return _connection(_configuration(opts))
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
@@ -129,12 +146,9 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
 
 def run(opts: Options) -> None:
     """Run the operator until SIGTERM."""
-    if opts.kubeconfig:
-        # kopf's own client logs in from KUBECONFIG; this process is the operator and nothing else.
-        os.environ["KUBECONFIG"] = opts.kubeconfig
     kopf.configure(verbose=opts.verbose)
     registry = kopf.OperatorRegistry()
-    controller = Controller(Kube(_api(opts)))
+    controller = Controller(Kube(k8s.ApiClient(_configuration(opts))))
     register(registry, controller, opts)
     start_http_server(opts.metrics_port, addr=opts.bind)
     log.info("metrics on %s:%d, health on %s:%d/healthz", opts.bind, opts.metrics_port, opts.bind, opts.health_port)

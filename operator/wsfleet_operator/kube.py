@@ -45,11 +45,17 @@ class Rejected(Exception):
     """The API server refused a request for good; retrying will not help."""
 
 
+class NamespaceTerminating(Rejected):
+    """The namespace is being deleted: there is nothing left to reconcile in it."""
+
+
 def _translate(exc: k8s.ApiException, what: str) -> Exception:
     try:
         message = json.loads(exc.body or "{}").get("message", exc.reason)
     except (TypeError, ValueError):
         message = exc.reason
+    if exc.status == 403 and "being terminated" in str(message):
+        return NamespaceTerminating(f"{what}: {message}")
     if exc.status in RETRY_STATUSES:
         retry_after = (exc.headers or {}).get("Retry-After")
         return Retry(f"{what}: {exc.status} {message}", float(retry_after) if retry_after else 5.0)

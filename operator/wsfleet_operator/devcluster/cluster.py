@@ -168,12 +168,17 @@ class DevCluster:
         exe = self.bindir / name
         if not exe.is_file():
             raise ClusterError(f"{exe}: missing; run `wsfleet dev-cluster build` first")
-        log = (self.dir / "logs" / f"{name}.log").open("ab")
         out.write(f">> starting {name}\n")
         out.flush()
-        self.procs[name] = subprocess.Popen(
-            [str(exe), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        # The child keeps its own descriptor; ours closes when the with-block ends.
+        with (self.dir / "logs" / f"{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(
+                [str(exe), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def _start_etcd(self, out: TextIO) -> None:
         client = f"http://127.0.0.1:{self.ports['etcd']}"
@@ -237,6 +242,9 @@ class DevCluster:
             f"--cidr={POD_CIDR}",
             "--node-ip=127.0.0.1",
             "--server-address=",
+            # Without leases the node-lifecycle controller sees no heartbeat after its grace
+            # period and marks every pod Ready=False, which kwok never reverts.
+            "--node-lease-duration-seconds=40",
         ]
 
     # --- API helpers -------------------------------------------------------------------

@@ -1,0 +1,207 @@
+"""The operator against a real control plane.
+
+Matrix:
+- every example in deploy/examples becomes Ready (kubectl wait) in a namespace that
+  enforces PodSecurity 'restricted', with owned children;
+- a resync of a fleet in line writes nothing (resourceVersions and the write counter);
+- drift: a deleted child comes back; a hand-edited managed field is restored; a field
+  the operator does not manage is left alone; the HPA keeps `replicas`;
+- deletion garbage-collects every child;
+- a provider switch deletes the old provider's objects;
+- a spec change rolls the Deployment: Reconciling, then Ready at the new generation;
+- an operator killed with SIGKILL and restarted converges without duplicates.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLES
+from tests.integration.conftest import RESYNC, Kubectl, Operator, example, wait_until
+from wsfleet_operator import naming
+
+READY_TIMEOUT = 90.0
+CORE_CHILDREN = ("deployment", "service", "configmap", "horizontalpodautoscaler", "poddisruptionbudget")
+
+
+def apply_ok(kubectl: Kubectl, doc: dict[str, Any]) -> None:
+    proc = kubectl.apply(doc)
+    assert proc.returncode == 0, proc.stderr
+
+
+def wait_ready(kubectl: Kubectl, name: str, namespace: str, timeout: float = READY_TIMEOUT) -> None:
+    proc = kubectl(
+        "wait", "--for=condition=Ready", f"wss/{name}", "-n", namespace, f"--timeout={timeout:.0f}s", check=False
+    )
+    assert proc.returncode == 0, (proc.stderr, kubectl.get("wss", name, namespace))
+
+
+def owned(kubectl: Kubectl, namespace: str, name: str) -> dict[str, dict[str, Any]]:
+    """Every object carrying this resource's selector label, by 'kind/name'."""
+    kinds = ",".join((*CORE_CHILDREN, "ingress", "httproutes.gateway.networking.k8s.io"))
+    selector = f"{naming.LABEL_SERVICE}={name}"
+    proc = kubectl("get", kinds, "-n", namespace, "-l", selector, "-o", "json", "--show-managed-fields")
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in json.loads(proc.stdout)["items"]}
+
+
+# Kinds whose objects no other controller writes: any resourceVersion change would be ours.
+ONLY_OURS = ("ConfigMap", "Service", "Ingress")
+
+
+def fingerprint(kubectl: Kubectl, namespace: str, name: str) -> dict[str, str]:
+    """What a write by the operator would change: our managedFields entries, and the
+    resourceVersion of objects (and the WebSocketService) that only we write to."""
+    out = {}
+    for key, obj in owned(kubectl, namespace, name).items():
+        ours = [e for e in obj["metadata"]["managedFields"] if e["manager"] == naming.FIELD_MANAGER]
+        out[key] = repr([(e["operation"], e.get("time"), e.get("subresource")) for e in ours])
+        if obj["kind"] in ONLY_OURS:
+            out[key] += "@" + obj["metadata"]["resourceVersion"]
+    wss = kubectl.get("wss", name, namespace)
+    assert wss is not None
+    out["WebSocketService"] = wss["metadata"]["resourceVersion"]
+    return out
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_becomes_ready(path: Any, kubectl: Kubectl, operator: Operator, namespace: str) -> None:
+    doc = example(path.stem, namespace)
+    name = doc["metadata"]["name"]
+    apply_ok(kubectl, doc)
+    wait_ready(kubectl, name, namespace)
+    wss = kubectl.get("wss", name, namespace)
+    assert wss is not None
+    status = wss["status"]
+    assert status["observedGeneration"] == wss["metadata"]["generation"]
+    assert status["readyReplicas"] >= doc["spec"].get("replicas", {}).get("min", 3)
+    assert status["timeouts"]["idleTimeoutSeconds"] >= status["timeouts"]["heartbeatWindowSeconds"]
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"Ready": "True", "Reconciling": "False", "Stalled": "False", "TimeoutsAligned": "True"}
+    dep = kubectl.get("deployment", name, namespace)
+    assert dep is not None
+    assert dep["metadata"]["ownerReferences"][0]["uid"] == wss["metadata"]["uid"]
+    # The pods were admitted by PodSecurity 'restricted' in this namespace, and are running.
+    pods = kubectl("get", "pods", "-n", namespace, "-l", f"{naming.LABEL_SERVICE}={name}", "-o", "name").stdout.split()
+    assert len(pods) == status["replicas"]
+    columns = kubectl("get", "wss", name, "-n", namespace).stdout.splitlines()[1].split()
+    assert columns[1:5] == ["True", doc["spec"].get("loadBalancer", {}).get("provider", "none"), str(status["readyReplicas"]),
+                            str(status["timeouts"]["idleTimeoutSeconds"])]  # fmt: skip
+
+
+def test_noop_resync_writes_nothing(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
+    apply_ok(kubectl, example("nginx", namespace))
+    wait_ready(kubectl, "chat", namespace)
+    # Let the last status update and child events settle, then watch three resyncs go by.
+    time.sleep(2 * RESYNC)
+    before, writes = fingerprint(kubectl, namespace, "chat"), operator.writes()
+    # Every child carries an Apply entry of ours, so any write by the operator would show.
+    assert all(v.startswith("[('Apply'") for k, v in before.items() if k != "WebSocketService"), before
+    time.sleep(3 * RESYNC + 1)
+    assert fingerprint(kubectl, namespace, "chat") == before
+    assert operator.writes() == writes
+
+
+def test_drift_is_corrected_and_foreign_fields_are_kept(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
+    apply_ok(kubectl, example("nginx", namespace))
+    wait_ready(kubectl, "chat", namespace)
+
+    kubectl("delete", "configmap", "chat-config", "-n", namespace)
+    wait_until(lambda: kubectl.get("configmap", "chat-config", namespace), 2 * RESYNC + 10, "the ConfigMap to return")
+
+    kubectl("patch", "deployment", "chat", "-n", namespace, "--type=merge",
+            "-p", '{"spec":{"template":{"spec":{"terminationGracePeriodSeconds":5}}}}')  # fmt: skip
+
+    def grace() -> int:
+        dep = kubectl.get("deployment", "chat", namespace)
+        assert dep is not None
+        return int(dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
+
+    wait_until(lambda: grace() == 45, 2 * RESYNC + 10, "terminationGracePeriodSeconds to be restored to 45")
+
+    kubectl("annotate", "service", "chat", "-n", namespace, "team.example.com/owner=realtime")
+    time.sleep(2 * RESYNC)
+    svc = kubectl.get("service", "chat", namespace)
+    assert svc is not None
+    assert svc["metadata"]["annotations"]["team.example.com/owner"] == "realtime"
+
+
+def test_the_hpa_owns_replicas(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
+    apply_ok(kubectl, example("nginx", namespace))
+    wait_ready(kubectl, "chat", namespace)
+    kubectl("scale", "deployment", "chat", "-n", namespace, "--replicas=5")
+    time.sleep(3 * RESYNC)
+    dep = kubectl.get("deployment", "chat", namespace)
+    assert dep is not None
+    assert dep["spec"]["replicas"] == 5
+    for entry in dep["metadata"]["managedFields"]:
+        if entry["manager"] == naming.FIELD_MANAGER:
+            assert "f:replicas" not in entry.get("fieldsV1", {}).get("f:spec", {})
+
+
+def test_deletion_garbage_collects_children(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
+    apply_ok(kubectl, example("nginx", namespace))
+    wait_ready(kubectl, "chat", namespace)
+    assert len(owned(kubectl, namespace, "chat")) == 6
+    kubectl("delete", "wss", "chat", "-n", namespace)
+    wait_until(lambda: not owned(kubectl, namespace, "chat"), 60, "garbage collection of every child")
+
+
+def test_provider_switch_deletes_old_objects(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
+    doc = example("nginx", namespace)
+    apply_ok(kubectl, doc)
+    wait_ready(kubectl, "chat", namespace)
+    switched = copy.deepcopy(doc)
+    switched["spec"]["loadBalancer"] = {
+        "provider": "gateway",
+        "gateway": {"name": "public"},
+        "host": "chat.example.com",
+    }
+    apply_ok(kubectl, switched)
+    wait_until(lambda: kubectl.get("httproute", "chat", namespace), 30, "the HTTPRoute")
+    wait_until(lambda: kubectl.get("ingress", "chat", namespace) is None, 30, "the Ingress to be deleted")
+    wait_ready(kubectl, "chat", namespace)
+
+
+def test_spec_change_rolls_out(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
+    doc = example("nginx", namespace)
+    apply_ok(kubectl, doc)
+    wait_ready(kubectl, "chat", namespace)
+    changed = copy.deepcopy(doc)
+    changed["spec"]["replay"] = {"maxMessages": 1000}  # in the ConfigMap: the checksum rolls the pods
+    apply_ok(kubectl, changed)
+    wait_until(
+        lambda: (kubectl.condition("chat", namespace, "Reconciling") or {}).get("status") == "True",
+        30,
+        "Reconciling=True during the rollout",
+        interval=0.2,
+    )
+    wait_ready(kubectl, "chat", namespace)
+    wss = kubectl.get("wss", "chat", namespace)
+    assert wss is not None
+    assert wss["status"]["observedGeneration"] == wss["metadata"]["generation"] == 2
+    cm = kubectl.get("configmap", "chat-config", namespace)
+    assert cm is not None
+    assert cm["data"]["WSFLEET_REPLAY_MAX_MESSAGES"] == "1000"
+
+
+def test_operator_restart_converges_without_duplicates(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
+    doc = example("gce", namespace)
+    apply_ok(kubectl, doc)
+    # Kill the operator while it is creating children, then start it again.
+    wait_until(lambda: kubectl.get("configmap", "chat-gce-config", namespace), 30, "the first child", interval=0.05)
+    operator.stop(signal.SIGKILL)
+    operator.start()
+    wait_ready(kubectl, "chat-gce", namespace)
+    objs = owned(kubectl, namespace, "chat-gce")
+    kinds = sorted(k.split("/")[0] for k in objs)
+    assert kinds == sorted(["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "PodDisruptionBudget",
+                            "Service"])  # fmt: skip
+    assert kubectl.get("backendconfig", "chat-gce", namespace) is not None
+    replicasets = kubectl("get", "rs", "-n", namespace, "-o", "name").stdout.split()
+    assert len(replicasets) == 1
