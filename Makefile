@@ -1,13 +1,13 @@
 # Two commands for a newcomer on a fresh machine:
 #   make demo   render and check a WebSocketService with every default
-#   make test   lint, type-check, layer-check and run the test suite
+#   make test   lint, type-check, layer-check, build the local control plane (cached), run every test
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # The venv is rebuilt when the pinned dependencies change.
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: demo test lint unit crd clean
+.PHONY: demo test lint unit controlplane crd clean
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) and installing pinned dependencies (first run: ~1 minute)"
@@ -30,7 +30,13 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-test: lint unit
+# kube-apiserver, controller-manager, scheduler, etcd and kwok from Go modules, cached under
+# ~/.cache/wsfleet/k8s/<versions>/bin (a cold build takes several minutes and shows progress).
+controlplane: $(STAMP)
+	@$(BIN)/wsfleet dev-cluster build
+
+test: lint controlplane
+	$(BIN)/pytest tests
 
 crd: $(STAMP)
 	$(BIN)/wsfleet crd

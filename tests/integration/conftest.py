@@ -154,7 +154,7 @@ def stand_in_crd(group: str, version: str, kind: str, plural: str) -> dict[str, 
 @pytest.fixture(scope="session")
 def kubectl(dev_cluster: cluster.DevCluster) -> Kubectl:
     k = Kubectl(dev_cluster.kubeconfig)
-    k("apply", "--server-side", "-f", str(ROOT / "crds"))
+    k("apply", "--server-side", "-k", str(ROOT / "crds"))
     for args in STAND_INS:
         k("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(stand_in_crd(*args)))
     k("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")

@@ -102,9 +102,9 @@ def _progress(what: str, out: TextIO) -> Iterator[None]:
 
 
 def _go(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    go = shutil.which("go")
+    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
     if go is None:
-        raise BuildError("go is not on PATH; the control plane is built from Go modules")
+        raise BuildError("go is not on PATH (nor in /usr/local/go/bin); the control plane is built from Go modules")
     full_env = {**os.environ, "CGO_ENABLED": "0", "GOWORK": "off", "GOFLAGS": "-mod=mod", **(env or {})}
     proc = subprocess.run([go, *args], cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:

@@ -1,0 +1,77 @@
+"""The install manifests: `kubectl apply -k deploy/operator`, and RBAC that is enough and no more.
+
+The strongest check of RBAC is to run the operator with the ServiceAccount's own
+token and watch it bring a fleet to Ready; `kubectl auth can-i` then checks what
+it must not be able to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tests.integration.conftest import Kubectl, Operator, example, wait_until
+from tests.integration.test_operator import apply_ok, wait_ready
+from wsfleet_operator.devcluster import cluster
+
+SA = "system:serviceaccount:wsfleet-system:wsfleet-operator"
+
+
+@pytest.fixture
+def installed(kubectl: Kubectl) -> Kubectl:
+    kubectl("apply", "--server-side", "-k", str(ROOT / "deploy" / "operator"))
+    return kubectl
+
+
+def test_operator_pod_is_admitted_under_restricted(installed: Kubectl) -> None:
+    def running() -> bool:
+        pods = installed("get", "pods", "-n", "wsfleet-system", "-o", "jsonpath={.items[*].status.phase}").stdout
+        return pods.split() == ["Running"]
+
+    wait_until(running, 60, "the operator pod to run in the restricted wsfleet-system namespace")
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource"),
+    [("get", "secrets"), ("list", "secrets"), ("create", "pods"), ("delete", "namespaces"), ("create", "clusterroles")],
+)
+def test_rbac_denies_what_is_not_needed(installed: Kubectl, verb: str, resource: str) -> None:
+    proc = installed("auth", "can-i", verb, resource, f"--as={SA}", "--all-namespaces", check=False)
+    assert proc.stdout.strip() == "no"
+
+
+@pytest.fixture
+def operator_as_service_account(
+    installed: Kubectl, operator: Operator, dev_cluster: cluster.DevCluster
+) -> Iterator[Operator]:
+    token = installed("create", "token", "wsfleet-operator", "-n", "wsfleet-system", "--duration=1h").stdout.strip()
+    config = yaml.safe_load(dev_cluster.kubeconfig.read_text())
+    config["users"] = [{"name": "wsfleet-operator", "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = "wsfleet-operator"
+    path = dev_cluster.dir / "operator-sa.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    cluster.guard(path)
+    operator.stop()  # only the ServiceAccount's operator may act during this test
+    sa_operator = Operator(path, dev_cluster.dir / "logs" / "operator-sa.log")
+    sa_operator.start()
+    try:
+        yield sa_operator
+    finally:
+        sa_operator.stop()
+        operator.start()
+
+
+def test_rbac_is_enough_to_bring_a_fleet_to_ready(
+    installed: Kubectl, operator_as_service_account: Operator, namespace: str
+) -> None:
+    apply_ok(installed, example("gateway-envoy", namespace))
+    wait_ready(installed, "chat-envoy", namespace)
+    assert installed.get("backendtrafficpolicy", "chat-envoy", namespace) is not None
+    assert installed.get("servicemonitor", "chat-envoy", namespace) is not None
+    log = operator_as_service_account.log.read_text()
+    assert "Forbidden" not in log
+    assert " 403 " not in log
