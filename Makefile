@@ -22,7 +22,7 @@ demo: $(STAMP)
 	@$(BIN)/wsfleet check
 
 lint: $(STAMP)
-	@echo ">> ruff";          $(BIN)/ruff check operator workload tests && $(BIN)/ruff format --check operator workload tests
+	@echo ">> ruff";          $(BIN)/ruff check operator workload tests bench && $(BIN)/ruff format --check operator workload tests bench
 	@echo ">> mypy --strict"; $(BIN)/mypy
 	@echo ">> import-linter"; $(BIN)/lint-imports
 	@echo ">> generated files";  $(BIN)/wsfleet crd --check

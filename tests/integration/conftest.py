@@ -168,6 +168,8 @@ class Operator:
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     health_port: int = 0
+    resync: float = RESYNC
+    verbose: bool = True
 
     def start(self) -> None:
         self.metrics_port, self.health_port = _free_port(), _free_port()
@@ -177,11 +179,11 @@ class Operator:
                     str(BIN / "wsfleet"),
                     "operator",
                     f"--kubeconfig={self.kubeconfig}",
-                    f"--resync={RESYNC}",
+                    f"--resync={self.resync}",
                     "--bind=127.0.0.1",
                     f"--metrics-port={self.metrics_port}",
                     f"--health-port={self.health_port}",
-                    "--verbose",
+                    *(["--verbose"] if self.verbose else []),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -7,6 +7,7 @@ it must not be able to do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -73,5 +74,7 @@ def test_rbac_is_enough_to_bring_a_fleet_to_ready(
     assert installed.get("backendtrafficpolicy", "chat-envoy", namespace) is not None
     assert installed.get("servicemonitor", "chat-envoy", namespace) is not None
     log = operator_as_service_account.log.read_text()
-    assert "Forbidden" not in log
-    assert " 403 " not in log
+    # An RBAC denial reads `... is forbidden: User "system:serviceaccount:..." cannot <verb> ...`.
+    # (Other 403s, from namespaces that earlier tests are deleting, are not about RBAC.)
+    denials = re.findall(r'is forbidden: User "[^"]+" cannot [^\n]*', log)
+    assert denials == []
