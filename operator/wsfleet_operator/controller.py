@@ -25,6 +25,7 @@ from prometheus_client import Counter, Histogram
 
 from wsfleet_operator import reconcile
 from wsfleet_operator.kube import Kube
+from wsfleet_operator.model import WebSocketService
 from wsfleet_operator.render import owned_kinds, render_context
 from wsfleet_operator.render.context import Context
 from wsfleet_operator.validation import RULES, SpecError, check, parse_resource
@@ -37,6 +38,8 @@ WRITES = Counter("wsfleet_operator_api_writes_total", "Writes to the API by verb
 ERRORS = Counter("wsfleet_operator_errors_total", "Reconcile errors by kind", ["kind"])
 
 TIMING_RULES = {r.id for r in RULES if r.id.startswith("I")}
+# Co-owns Deployment.spec.replicas for the moment the operator stops applying it.
+REPLICAS_HANDOVER_MANAGER = "wsfleet-operator-replicas-handover"
 
 
 @dataclass(frozen=True)
@@ -55,18 +58,28 @@ class Controller:
     kube: Kube
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    # The generation of each resource whose stale children were last pruned by this process.
+    _pruned: dict[str, int | None] = field(default_factory=dict)
 
     def _lock(self, uid: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(uid, threading.Lock())
 
-    def reconcile(self, body: dict[str, Any], emit: Emit) -> Result:
-        """Bring one resource's children in line with its spec; serialised per resource."""
+    def reconcile(self, body: dict[str, Any], emit: Emit, *, prune: bool = False) -> Result:
+        """Bring one resource's children in line with its spec; serialised per resource.
+
+        Stale children are pruned when `prune` is set (the resync timer), on every new
+        generation, and the first time this process sees the resource.
+        """
         uid = body["metadata"]["uid"]
         with self._lock(uid), DURATION.time():
             before = sum(self.kube.writes.values())
+            generation = body["metadata"].get("generation")
+            prune = prune or uid not in self._pruned or self._pruned[uid] != generation
             try:
-                result = self._reconcile(body, emit, before)
+                result = self._reconcile(body, emit, before, prune)
+                if prune:
+                    self._pruned[uid] = generation
             except Exception as exc:
                 ERRORS.labels(type(exc).__name__).inc()
                 RECONCILES.labels("error").inc()
@@ -74,7 +87,36 @@ class Controller:
             RECONCILES.labels(result.outcome).inc()
             return result
 
-    def _reconcile(self, body: dict[str, Any], emit: Emit, before: int) -> Result:
+    def refresh_status(self, body: dict[str, Any]) -> None:
+        """Recompute the status from the Deployment without applying anything (status-only events)."""
+        uid = body["metadata"]["uid"]
+        with self._lock(uid):
+            try:
+                wss = parse_resource(body, f"{body['metadata']['namespace']}/{body['metadata']['name']}")
+            except SpecError:
+                return
+            if check(wss.spec):
+                return
+            self._report(wss, Context.of(wss), body.get("status") or {})
+
+    def _report(self, wss: WebSocketService, ctx: Context, old_status: dict[str, Any]) -> bool:
+        """Write the status from the live Deployment; return whether the rollout is done."""
+        ns, name = wss.metadata.namespace, wss.metadata.name
+        deployment = self.kube.get("apps/v1", "Deployment", ns, ctx.name)
+        rollout = reconcile.Rollout.of(deployment)
+        wanted = wss.spec.replicas.min
+        status = {
+            "observedGeneration": wss.metadata.generation,
+            "conditions": reconcile.conditions_ok(wss, ctx.t, rollout, wanted),
+            "timeouts": reconcile.timeouts_status(ctx.t),
+            "replicas": rollout.replicas if rollout else 0,
+            "readyReplicas": rollout.ready if rollout else 0,
+            "url": reconcile.url(wss),
+        }
+        self._write_status(ns, name, old_status, status)
+        return bool(rollout and rollout.done(wanted))
+
+    def _reconcile(self, body: dict[str, Any], emit: Emit, before: int, prune: bool) -> Result:
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
         old_status = body.get("status") or {}
@@ -90,32 +132,38 @@ class Controller:
         ctx = Context.of(wss)
         desired = render_context(ctx)
         for manifest in desired:
+            if manifest["kind"] == "Deployment" and "replicas" not in manifest["spec"]:
+                self._hand_replicas_to_hpa(ns, manifest, emit)
             outcome = self.kube.ensure(manifest)
             if outcome != "unchanged":
                 WRITES.labels("apply", manifest["kind"]).inc()
                 emit("Normal", outcome.capitalize(), f"{outcome} {manifest['kind']} {manifest['metadata']['name']}")
 
-        owned = [o for av, kind in owned_kinds() for o in self.kube.list_owned(av, kind, ns, meta["uid"], name)]
-        for api_version, kind, child in reconcile.stale(desired, owned):
-            if self.kube.delete(api_version, kind, ns, child):
-                WRITES.labels("delete", kind).inc()
-                emit("Normal", "Deleted", f"deleted {kind} {child}: no longer part of the spec")
+        if prune:
+            owned = [o for av, kind in owned_kinds() for o in self.kube.list_owned(av, kind, ns, meta["uid"], name)]
+            for api_version, kind, child in reconcile.stale(desired, owned):
+                if self.kube.delete(api_version, kind, ns, child):
+                    WRITES.labels("delete", kind).inc()
+                    emit("Normal", "Deleted", f"deleted {kind} {child}: no longer part of the spec")
 
-        deployment = self.kube.get("apps/v1", "Deployment", ns, ctx.name)
-        rollout = reconcile.Rollout.of(deployment)
-        wanted = wss.spec.replicas.min
-        status = {
-            "observedGeneration": wss.metadata.generation,
-            "conditions": reconcile.conditions_ok(wss, ctx.t, rollout, wanted),
-            "timeouts": reconcile.timeouts_status(ctx.t),
-            "replicas": rollout.replicas if rollout else 0,
-            "readyReplicas": rollout.ready if rollout else 0,
-            "url": reconcile.url(wss),
-        }
-        self._write_status(ns, name, old_status, status)
+        ready = self._report(wss, ctx, old_status)
         writes = sum(self.kube.writes.values()) - before
-        ready = bool(rollout and rollout.done(wanted))
         return Result("applied" if writes else "unchanged", writes, ready)
+
+    def _hand_replicas_to_hpa(self, ns: str, manifest: dict[str, Any], emit: Emit) -> None:
+        """Autoscaling was just enabled: keep the current replica count while the HPA takes over.
+
+        Without this, dropping `replicas` from our apply would reset it to 1 (I9's other side).
+        """
+        live = self.kube.get("apps/v1", "Deployment", ns, manifest["metadata"]["name"])
+        if live is not None and self.kube.owns(live, "spec", "replicas"):
+            self.kube.hand_over(live, ("spec", "replicas"), REPLICAS_HANDOVER_MANAGER)
+            WRITES.labels("handover", "Deployment").inc()
+            emit(
+                "Normal",
+                "HandedOver",
+                f"replicas {live['spec']['replicas']} handed over to the HorizontalPodAutoscaler",
+            )
 
     def _refuse(self, body: dict[str, Any], problems: list[str], timing: bool, emit: Emit, before: int) -> Result:
         meta = body["metadata"]

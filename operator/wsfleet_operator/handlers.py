@@ -23,7 +23,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from prometheus_client import start_http_server
 
-from wsfleet_operator import naming
+from wsfleet_operator import naming, reconcile
 from wsfleet_operator.controller import Controller
 from wsfleet_operator.kube import Kube, NamespaceTerminating, Rejected, Retry
 from wsfleet_operator.model import GROUP, KIND, PLURAL, VERSION
@@ -79,7 +79,7 @@ def _connection(configuration: k8s.Configuration) -> kopf.ConnectionInfo:
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Options) -> None:
-    def run(body: kopf.Body | dict[str, Any]) -> None:
+    def run(body: kopf.Body | dict[str, Any], prune: bool = False) -> None:
         obj = dict(body)
         target = kopf.Body(cast(kopf.RawBody, obj))
 
@@ -87,7 +87,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
             kopf.event(target, type=kind, reason=reason, message=message)
 
         try:
-            controller.reconcile(obj, emit)
+            controller.reconcile(obj, emit, prune=prune)
         except NamespaceTerminating as exc:
             log.debug("skipped: %s", exc)
         except Retry as exc:
@@ -119,29 +119,44 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
 
     @kopf.timer(GROUP, VERSION, PLURAL, interval=opts.resync, initial_delay=opts.resync, registry=registry)
     def resync(body: kopf.Body, **_: Any) -> None:
-        run(body)
+        run(body, prune=True)
 
     lock = threading.Lock()
 
     def owner_of(body: kopf.Body) -> dict[str, Any] | None:
         for ref in body.get("metadata", {}).get("ownerReferences", []):
             if ref.get("kind") == KIND and ref.get("controller"):
-                with lock:
-                    return controller.kube.get(f"{GROUP}/{VERSION}", KIND, body["metadata"]["namespace"], ref["name"])
+                return controller.kube.get(f"{GROUP}/{VERSION}", KIND, body["metadata"]["namespace"], ref["name"])
         return None
+
+    seen: dict[str, int | None] = {}  # child uid -> metadata.generation at its last event
 
     for group, version, plural in WATCHED_CHILDREN:
 
         @kopf.on.event(
             group, version, plural, labels={naming.LABEL_MANAGED_BY: naming.FIELD_MANAGER}, registry=registry
         )
-        def child_changed(body: kopf.Body, **_: Any) -> None:
+        def child_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+            meta = body.get("metadata", {})
+            uid, generation = meta.get("uid", ""), meta.get("generation")
+            with lock:
+                action = reconcile.child_event_action(type, body.get("kind", ""), generation, seen.get(uid))
+                if type == "DELETED":
+                    seen.pop(uid, None)
+                else:
+                    seen[uid] = generation
+            if action == "ignore":
+                return
             owner = owner_of(body)
-            if owner is not None and not owner["metadata"].get("deletionTimestamp"):
-                try:
+            if owner is None or owner["metadata"].get("deletionTimestamp"):
+                return
+            try:
+                if action == "status":
+                    controller.refresh_status(owner)
+                else:
                     run(owner)
-                except (kopf.TemporaryError, kopf.PermanentError) as exc:
-                    log.warning("reconcile after a child changed: %s", exc)
+            except (kopf.TemporaryError, kopf.PermanentError, Retry, Rejected) as exc:
+                log.warning("reconcile after a child changed: %s", exc)
 
 
 def run(opts: Options) -> None:

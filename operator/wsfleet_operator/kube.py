@@ -144,6 +144,49 @@ class Kube:
         self.writes[("apply", manifest["kind"])] += 1
         return "created" if live is None else "updated"
 
+    def owns(self, live: Manifest, *path: str) -> bool:
+        """Whether our field manager's Apply entry holds the field at `path` (e.g. spec, replicas)."""
+        for entry in live.get("metadata", {}).get("managedFields") or []:
+            if entry.get("manager") == self.field_manager and entry.get("operation") == "Apply":
+                fields = entry.get("fieldsV1") or {}
+                for part in path:
+                    fields = fields.get(f"f:{part}") if isinstance(fields, dict) else None
+                if fields is not None:
+                    return True
+        return False
+
+    def hand_over(self, live: Manifest, path: tuple[str, ...], manager: str) -> None:
+        """Let `manager` co-own a field at its current value, so that our next apply can drop it.
+
+        Server-side apply resets a field to its default when its last owner stops applying
+        it; with a second owner the value stays (Kubernetes docs: Transferring Ownership).
+        """
+        value: Any = live
+        for part in path:
+            value = value[part]
+        body: Manifest = value
+        for part in reversed(path):
+            body = {part: body}
+        meta = live["metadata"]
+        manifest = {
+            "apiVersion": live["apiVersion"],
+            "kind": live["kind"],
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            **body,
+        }
+        res = self._require(live["apiVersion"], live["kind"])
+        try:
+            res.server_side_apply(
+                body=manifest,
+                name=meta["name"],
+                namespace=meta["namespace"],
+                field_manager=manager,
+                force_conflicts=True,
+            )
+        except k8s.ApiException as exc:
+            raise _translate(exc, f"hand over {'.'.join(path)} of {live['kind']} {meta['name']}") from None
+        self.writes[("handover", live["kind"])] += 1
+
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         res = self._require(api_version, kind)
         try:

@@ -148,3 +148,23 @@ def with_transition_times(new: list[dict[str, Any]], old: list[dict[str, Any]], 
         same = prev is not None and prev.get("status") == c["status"]
         out.append({**c, "lastTransitionTime": prev["lastTransitionTime"] if same and prev else now})
     return out
+
+
+def child_event_action(event_type: str | None, kind: str, generation: int | None, last_seen: int | None) -> str:
+    """What a watch event on a child calls for: "reconcile", "status" or "ignore".
+
+    Most child events are other controllers writing status: the HPA every 15 s, the PDB on
+    every pod change, the Deployment during a rollout. They do not change what we apply,
+    so they must not cost a full reconcile each (at a few hundred fleets that load is what
+    the API server would see). A status write leaves metadata.generation unchanged; a spec
+    edit bumps it. Kinds without a generation (ConfigMap, Service) change only by edits.
+    The initial listing (no event type) and ADDED (only the operator creates children; the
+    owner's own handlers already reconcile it) need at most a status refresh.
+    """
+    if event_type == "DELETED":
+        return "reconcile"
+    if event_type in (None, "ADDED"):
+        return "status" if kind == "Deployment" else "ignore"
+    if generation is None or last_seen is None or generation != last_seen:
+        return "reconcile"
+    return "status" if kind == "Deployment" else "ignore"

@@ -170,6 +170,7 @@ class Operator:
     health_port: int = 0
     resync: float = RESYNC
     verbose: bool = True
+    args: tuple[str, ...] = ()
 
     def start(self) -> None:
         self.metrics_port, self.health_port = _free_port(), _free_port()
@@ -184,6 +185,7 @@ class Operator:
                     f"--metrics-port={self.metrics_port}",
                     f"--health-port={self.health_port}",
                     *(["--verbose"] if self.verbose else []),
+                    *self.args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

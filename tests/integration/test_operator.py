@@ -89,6 +89,9 @@ def test_example_becomes_ready(path: Any, kubectl: Kubectl, operator: Operator, 
     # The pods were admitted by PodSecurity 'restricted' in this namespace, and are running.
     pods = kubectl("get", "pods", "-n", namespace, "-l", f"{naming.LABEL_SERVICE}={name}", "-o", "name").stdout.split()
     assert len(pods) == status["replicas"]
+    events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+    created = {e["message"] for e in events if e["reason"] == "Created" and e["involvedObject"]["name"] == name}
+    assert f"created Deployment {name}" in created  # one event per write
     columns = kubectl("get", "wss", name, "-n", namespace).stdout.splitlines()[1].split()
     assert columns[1:5] == ["True", doc["spec"].get("loadBalancer", {}).get("provider", "none"), str(status["readyReplicas"]),
                             str(status["timeouts"]["idleTimeoutSeconds"])]  # fmt: skip
@@ -205,3 +208,54 @@ def test_operator_restart_converges_without_duplicates(kubectl: Kubectl, operato
     assert kubectl.get("backendconfig", "chat-gce", namespace) is not None
     replicasets = kubectl("get", "rs", "-n", namespace, "-o", "name").stdout.split()
     assert len(replicasets) == 1
+
+
+def test_enabling_autoscaling_keeps_the_replica_count(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
+    doc = example("none", namespace)
+    doc["spec"]["replicas"] = {"min": 4, "max": 8}
+    apply_ok(kubectl, doc)
+    wait_ready(kubectl, "chat-internal", namespace)
+    enabled = copy.deepcopy(doc)
+    enabled["spec"]["autoscaling"] = {"enabled": True}
+    apply_ok(kubectl, enabled)
+    seen = set()
+    deadline = time.monotonic() + 3 * RESYNC
+    while time.monotonic() < deadline:
+        dep = kubectl.get("deployment", "chat-internal", namespace)
+        assert dep is not None
+        seen.add(dep["spec"]["replicas"])
+    # Dropping `replicas` from the apply must not reset it to the default 1 before the HPA acts.
+    assert seen == {4}, seen
+    wait_until(lambda: kubectl.get("hpa", "chat-internal", namespace), 10, "the HPA")
+    dep = kubectl.get("deployment", "chat-internal", namespace)
+    assert dep is not None
+    managers = {
+        e["manager"]
+        for e in dep["metadata"]["managedFields"]
+        if "f:replicas" in e.get("fieldsV1", {}).get("f:spec", {})
+    }
+    assert naming.FIELD_MANAGER not in managers
+
+
+def test_namespace_scoped_operator_touches_only_its_namespace(
+    kubectl: Kubectl, operator: Operator, namespace: str, dev_cluster: Any
+) -> None:
+    other = f"{namespace}-other"
+    kubectl("create", "namespace", other)
+    kubectl("label", "namespace", other, "pod-security.kubernetes.io/enforce=restricted")
+    operator.stop()
+    scoped = Operator(
+        dev_cluster.kubeconfig, dev_cluster.dir / "logs" / "operator-scoped.log", args=(f"--namespace={namespace}",)
+    )
+    scoped.start()
+    try:
+        apply_ok(kubectl, example("nginx", namespace))
+        apply_ok(kubectl, example("nginx", other))
+        wait_ready(kubectl, "chat", namespace)
+        time.sleep(2 * RESYNC)
+        assert kubectl.get("deployment", "chat", other) is None
+        assert kubectl.condition("chat", other, "Ready") is None
+    finally:
+        scoped.stop()
+        operator.start()
+        kubectl("delete", "namespace", other, "--wait=false", check=False)

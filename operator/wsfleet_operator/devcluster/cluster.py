@@ -31,7 +31,9 @@ from wsfleet_operator.devcluster import build, pki
 
 CONTEXT = "wsfleet-dev"
 MARKER = ".wsfleet-dev-cluster"
-SERVICE_CIDR = "10.0.0.0/24"
+# Room for thousands of Services (a /24 runs out at 254, below what the benchmark creates).
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_CIDR_FIRST_IP = "10.96.0.1"  # the kubernetes Service, in the API server certificate
 POD_CIDR = "10.244.0.0/16"
 ZONES = ("zone-a", "zone-b", "zone-c")
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
@@ -110,7 +112,7 @@ class DevCluster:
             "system:kube-scheduler": None,
             "kwok": "system:masters",
         }
-        certs = pki.create(self.dir / "pki", clients)
+        certs = pki.create(self.dir / "pki", clients, service_ip=SERVICE_CIDR_FIRST_IP)
         for cn, fname in (
             ("admin", "kubeconfig"),
             ("system:kube-controller-manager", "controller-manager.kubeconfig"),

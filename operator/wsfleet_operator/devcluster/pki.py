@@ -60,7 +60,7 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def create(directory: Path, clients: dict[str, str | None]) -> Pki:
+def create(directory: Path, clients: dict[str, str | None], service_ip: str) -> Pki:
     """A CA, a serving cert for 127.0.0.1/localhost, one client cert per (CN -> O) entry, SA keys."""
     pki = Pki(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def create(directory: Path, clients: dict[str, str | None]) -> Pki:
             x509.DNSName("localhost"),
             x509.DNSName("kubernetes.default.svc"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address(service_ip)),
         ],
     )
     for cn, org in clients.items():
