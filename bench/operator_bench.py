@@ -137,7 +137,8 @@ def run(n: int, m: int, out: Any) -> dict[str, Any]:
     build.ensure_binaries(out=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         dc = cluster.DevCluster(Path(tmp))
-        dc.up(out=sys.stderr, nodes=3)
+        # 10 fake nodes x 110 pods: room for all 500 pods of the run (3 nodes would leave the floor Pending).
+        dc.up(out=sys.stderr, nodes=10)
         try:
             b = Bench(dc)
             b.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))

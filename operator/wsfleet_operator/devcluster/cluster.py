@@ -44,7 +44,7 @@ class ClusterError(RuntimeError):
     pass
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -105,7 +105,7 @@ class DevCluster:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / MARKER).write_text("created by wsfleet dev-cluster\n")
         (self.dir / "logs").mkdir(exist_ok=True)
-        self.ports = {name: _free_port() for name in ("etcd", "etcd-peer", "apiserver")}
+        self.ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver")}
         clients = {
             "admin": "system:masters",
             "system:kube-controller-manager": None,
