@@ -202,6 +202,8 @@ def run(n: int, m: int, out: Any) -> dict[str, Any]:
     return {
         "n": n,
         "m": m,
+        "latencies_op": lat_op,
+        "latencies_floor": lat_floor,
         "latency_op_p50": statistics.median(lat_op),
         "latency_op_p99": pct(lat_op, 0.99),
         "latency_floor_p50": statistics.median(lat_floor),

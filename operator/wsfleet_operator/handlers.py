@@ -103,7 +103,14 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
         settings.posting.level = logging.WARNING  # our own events only, not kopf's chatter
         settings.watching.server_timeout = 300
-        settings.execution.max_workers = 8
+        # Watch only our own children, filtered by the API server: kopf's `labels=` filter on
+        # a handler runs client-side, after every Deployment and ConfigMap of the cluster
+        # has been sent to us and held in memory.
+        for group, version, plural in WATCHED_CHILDREN:
+            key = (group, plural) if group else (version, plural)  # kopf's ('v1', plural) = the core group
+            settings.watching.label_selectors[key] = f"{naming.LABEL_MANAGED_BY}={naming.FIELD_MANAGER}"
+        # Reconciles are short and serialised per resource; 4 threads keep two cores busy.
+        settings.execution.max_workers = 4
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:

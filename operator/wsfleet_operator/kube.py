@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,6 +32,7 @@ Manifest = dict[str, Any]
 Outcome = Literal["created", "updated", "unchanged"]
 
 RETRY_STATUSES = {409, 429, 500, 502, 503, 504}
+MISSING_KIND_TTL = 60.0  # seconds
 
 
 class Retry(Exception):
@@ -79,7 +81,10 @@ class Kube:
     field_manager: str = naming.FIELD_MANAGER
     writes: Counter[tuple[str, str]] = field(default_factory=Counter)
     _dyn: DynamicClient | None = None
-    _resources: dict[tuple[str, str], Resource | None] = field(default_factory=dict)
+    _resources: dict[tuple[str, str], Resource] = field(default_factory=dict)
+    # Kinds found missing, and when: looked up again after MISSING_KIND_TTL, so CRDs
+    # installed after the operator started (Gateway API, Prometheus Operator) are noticed.
+    _missing: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @property
     def dyn(self) -> DynamicClient:
@@ -90,17 +95,20 @@ class Kube:
     def resource(self, api_version: str, kind: str) -> Resource | None:
         """The API resource for a kind, or None when the cluster does not serve it (CRD not installed)."""
         key = (api_version, kind)
-        if key not in self._resources:
-            try:
-                self._resources[key] = self.dyn.resources.get(api_version=api_version, kind=kind)
-            except ResourceNotFoundError:
-                self._resources[key] = None
+        if key in self._resources:
+            return self._resources[key]
+        missing_since = self._missing.get(key)
+        if missing_since is not None and time.monotonic() - missing_since < MISSING_KIND_TTL:
+            return None
+        if missing_since is not None:
+            self._dyn = None  # rediscover: the cached discovery predates the new CRD
+        try:
+            self._resources[key] = self.dyn.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            self._missing[key] = time.monotonic()
+            return None
+        self._missing.pop(key, None)
         return self._resources[key]
-
-    def forget_discovery(self) -> None:
-        """Drop cached discovery, so newly installed CRDs are seen."""
-        self._resources.clear()
-        self._dyn = None
 
     def _require(self, api_version: str, kind: str) -> Resource:
         res = self.resource(api_version, kind)

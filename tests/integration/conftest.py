@@ -182,6 +182,8 @@ class Operator:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # As the shipped image and Deployment run it (Dockerfile.operator, deploy/operator).
+                env={**os.environ, "MALLOC_ARENA_MAX": "2"},
             )
         wait_until(self.healthy, 60, "the operator's /healthz")
 
