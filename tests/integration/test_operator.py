@@ -17,10 +17,14 @@ from __future__ import annotations
 import copy
 import json
 import signal
+import threading
 import time
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
 
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import RESYNC, Kubectl, Operator, example, wait_until
@@ -175,16 +179,45 @@ def test_spec_change_rolls_out(kubectl: Kubectl, operator: Operator, namespace: 
     doc = example("nginx", namespace)
     apply_ok(kubectl, doc)
     wait_ready(kubectl, "chat", namespace)
+    # Record every version of the resource the API server stores during the rollout: with
+    # kwok's instant pods, Reconciling=True may last well under a second.
+    versions: list[tuple[int, dict[str, str]]] = []
+    stop = threading.Event()
+    api = k8s_config.new_client_from_config(config_file=str(kubectl.kubeconfig))
+    custom = k8s.CustomObjectsApi(api)
+
+    def record() -> None:
+        w = k8s_watch.Watch()
+        for event in w.stream(
+            custom.list_namespaced_custom_object, "wsfleet.dev", "v1alpha1", namespace, "websocketservices",
+            field_selector="metadata.name=chat", timeout_seconds=60,
+        ):  # fmt: skip
+            obj = event["object"]
+            conds = {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions", [])}
+            versions.append((obj["metadata"]["generation"], conds))
+            if stop.is_set():
+                w.stop()
+
+    recorder = threading.Thread(target=record, daemon=True)
+    recorder.start()
+    time.sleep(1)  # the watch is established
     changed = copy.deepcopy(doc)
     changed["spec"]["replay"] = {"maxMessages": 1000}  # in the ConfigMap: the checksum rolls the pods
     apply_ok(kubectl, changed)
-    wait_until(
-        lambda: (kubectl.condition("chat", namespace, "Reconciling") or {}).get("status") == "True",
-        30,
-        "Reconciling=True during the rollout",
-        interval=0.2,
-    )
     wait_ready(kubectl, "chat", namespace)
+    wait_until(
+        lambda: (kubectl.get("wss", "chat", namespace) or {}).get("status", {}).get("observedGeneration") == 2,
+        30,
+        "observedGeneration 2",
+    )
+    stop.set()
+    kubectl("annotate", "wss", "chat", "-n", namespace, "test.example.com/end=1")  # one more event ends the stream
+    recorder.join(timeout=30)
+    api.close()
+    gen2 = [conds for gen, conds in versions if gen == 2]
+    assert any(c.get("Reconciling") == "True" and c.get("Ready") == "False" for c in gen2), versions
+    assert gen2[-1]["Ready"] == "True", versions
+    assert gen2[-1]["Reconciling"] == "False", versions
     wss = kubectl.get("wss", "chat", namespace)
     assert wss is not None
     assert wss["status"]["observedGeneration"] == wss["metadata"]["generation"] == 2
