@@ -132,9 +132,10 @@ class Controller:
         ctx = Context.of(wss)
         desired = render_context(ctx)
         for manifest in desired:
+            live = None
             if manifest["kind"] == "Deployment" and "replicas" not in manifest["spec"]:
-                self._hand_replicas_to_hpa(ns, manifest, emit)
-            outcome = self.kube.ensure(manifest)
+                live = self._hand_replicas_to_hpa(ns, manifest, emit)
+            outcome = self.kube.ensure(manifest, live)
             if outcome != "unchanged":
                 WRITES.labels("apply", manifest["kind"]).inc()
                 emit("Normal", outcome.capitalize(), f"{outcome} {manifest['kind']} {manifest['metadata']['name']}")
@@ -150,20 +151,19 @@ class Controller:
         writes = sum(self.kube.writes.values()) - before
         return Result("applied" if writes else "unchanged", writes, ready)
 
-    def _hand_replicas_to_hpa(self, ns: str, manifest: dict[str, Any], emit: Emit) -> None:
+    def _hand_replicas_to_hpa(self, ns: str, manifest: dict[str, Any], emit: Emit) -> dict[str, Any] | None:
         """Autoscaling was just enabled: keep the current replica count while the HPA takes over.
 
         Without this, dropping `replicas` from our apply would reset it to 1 (I9's other side).
+        Returns the live Deployment when it can stand for a fresh read (nothing was written).
         """
         live = self.kube.get("apps/v1", "Deployment", ns, manifest["metadata"]["name"])
-        if live is not None and self.kube.owns(live, "spec", "replicas"):
-            self.kube.hand_over(live, ("spec", "replicas"), REPLICAS_HANDOVER_MANAGER)
-            WRITES.labels("handover", "Deployment").inc()
-            emit(
-                "Normal",
-                "HandedOver",
-                f"replicas {live['spec']['replicas']} handed over to the HorizontalPodAutoscaler",
-            )
+        if live is None or not self.kube.owns(live, "spec", "replicas"):
+            return live
+        self.kube.hand_over(live, ("spec", "replicas"), REPLICAS_HANDOVER_MANAGER)
+        WRITES.labels("handover", "Deployment").inc()
+        emit("Normal", "HandedOver", f"replicas {live['spec']['replicas']} handed over to the HorizontalPodAutoscaler")
+        return None  # changed by the handover: ensure() reads it again
 
     def _refuse(self, body: dict[str, Any], problems: list[str], timing: bool, emit: Emit, before: int) -> Result:
         meta = body["metadata"]

@@ -142,10 +142,14 @@ class Kube:
             raise _translate(exc, f"apply {manifest['kind']} {meta.get('namespace')}/{meta['name']}") from None
         return obj
 
-    def ensure(self, manifest: Manifest) -> Outcome:
-        """Make the live object match the manifest; write only when a dry run shows a difference."""
+    def ensure(self, manifest: Manifest, live: Manifest | None = None) -> Outcome:
+        """Make the live object match the manifest; write only when a dry run shows a difference.
+
+        `live` may be passed when the caller has just read the object.
+        """
         meta = manifest["metadata"]
-        live = self.get(manifest["apiVersion"], manifest["kind"], meta.get("namespace", ""), meta["name"])
+        if live is None:
+            live = self.get(manifest["apiVersion"], manifest["kind"], meta.get("namespace", ""), meta["name"])
         if live is not None and _comparable(self._apply(manifest, dry_run=True)) == _comparable(live):
             return "unchanged"
         self._apply(manifest, dry_run=False)
