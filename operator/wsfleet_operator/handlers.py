@@ -111,6 +111,9 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
             settings.watching.label_selectors[key] = f"{naming.LABEL_MANAGED_BY}={naming.FIELD_MANAGER}"
         # Reconciles are short and serialised per resource; 4 threads keep two cores busy.
         settings.execution.max_workers = 4
+        # Bound the per-object worker tasks kopf runs at once: a cold start would otherwise
+        # hold every object body and coroutine queued in front of the 4 threads.
+        settings.batching.worker_limit = 32
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
