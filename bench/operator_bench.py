@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,13 +34,11 @@ from kubernetes import config as k8s_config
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.conftest import STAND_INS, Operator, stand_in_crd  # noqa: E402
+from tests.integration.conftest import STAND_INS, Kubectl, Operator, stand_in_crd  # noqa: E402
 
 from wsfleet_operator.devcluster import build, cluster  # noqa: E402
 from wsfleet_operator.render import render_all  # noqa: E402
 from wsfleet_operator.validation import parse_and_check  # noqa: E402
-
-BIN = Path(sys.executable).parent
 
 
 def spec_for(name: str, namespace: str) -> dict[str, Any]:
@@ -70,15 +66,7 @@ class Bench:
         self.core = k8s.CoreV1Api(api)
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
-        proc = subprocess.run(
-            [str(BIN / "kubectl"), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "KUBECONFIG": str(self.dc.kubeconfig)},
-            check=True,
-        )
-        return proc.stdout
+        return Kubectl(self.dc.kubeconfig)(*args, stdin=stdin).stdout
 
     def namespace(self, name: str) -> None:
         self.core.create_namespace({"metadata": {"name": name}})
@@ -224,26 +212,12 @@ def run(n: int, m: int, out: Any) -> dict[str, Any]:
 
 
 def _rss_mb(op: Operator) -> float:
+    """Resident memory of the operator process (the wsfleet console script is that process)."""
     assert op.proc is not None
-    # The operator runs as the child of the wsfleet console script's process group leader.
-    pids = [
-        op.proc.pid,
-        *map(
-            int,
-            subprocess.run(
-                ["pgrep", "-g", str(op.proc.pid)], capture_output=True, text=True, check=False
-            ).stdout.split(),
-        ),
-    ]
-    rss = 0
-    for pid in set(pids):
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    rss = max(rss, int(line.split()[1]))
-        except FileNotFoundError:
-            continue
-    return rss / 1024
+    for line in Path(f"/proc/{op.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {op.proc.pid}")
 
 
 def report(r: dict[str, Any]) -> str:

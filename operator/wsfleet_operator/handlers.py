@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
@@ -50,7 +50,6 @@ class Options:
     health_port: int = 8080
     bind: str = "0.0.0.0"
     verbose: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _configuration(opts: Options) -> k8s.Configuration:
@@ -108,7 +107,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
         # has been sent to us and held in memory.
         for group, version, plural in WATCHED_CHILDREN:
             key = (group, plural) if group else (version, plural)  # kopf's ('v1', plural) = the core group
-            settings.watching.label_selectors[key] = f"{naming.LABEL_MANAGED_BY}={naming.FIELD_MANAGER}"
+            settings.watching.label_selectors[key] = naming.MANAGED_SELECTOR
         # Reconciles are short and serialised per resource; 4 threads keep two cores busy.
         settings.execution.max_workers = 4
         # Bound the per-object worker tasks kopf runs at once: a cold start would otherwise

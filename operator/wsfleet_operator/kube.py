@@ -215,7 +215,7 @@ class Kube:
         res = self.resource(api_version, kind)
         if res is None:
             return []
-        selector = f"{naming.LABEL_SERVICE}={name},{naming.LABEL_MANAGED_BY}={naming.FIELD_MANAGER}"
+        selector = f"{naming.LABEL_SERVICE}={name},{naming.MANAGED_SELECTOR}"
         try:
             items = res.get(namespace=namespace, label_selector=selector).to_dict()["items"]
         except k8s.ApiException as exc:

@@ -22,6 +22,9 @@ LABEL_PART_OF = "app.kubernetes.io/part-of"
 # The selector label: one key, never changed after creation (Deployment selectors are immutable).
 LABEL_SERVICE = "wsfleet.dev/service"
 
+# Selects every object this operator manages (watch filters, owned-object listing).
+MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={FIELD_MANAGER}"
+
 # Changes whenever the rendered ConfigMap changes, so the Deployment rolls its pods.
 ANNOTATION_CONFIG_CHECKSUM = "wsfleet.dev/config-checksum"
 
