@@ -50,9 +50,22 @@ ENV_REPLAY_MAX_MESSAGES: Final = "WSFLEET_REPLAY_MAX_MESSAGES"
 ENV_PRESENCE_ENABLED: Final = "WSFLEET_PRESENCE_ENABLED"
 ENV_CORS_ALLOW_ORIGINS: Final = "WSFLEET_CORS_ALLOW_ORIGINS"  # comma-separated
 ENV_MAX_PAYLOAD_BYTES: Final = "WSFLEET_MAX_PAYLOAD_BYTES"
+ENV_HANDSHAKES_PER_SECOND: Final = "WSFLEET_HANDSHAKES_PER_SECOND"  # per pod, all clients
+ENV_HANDSHAKES_PER_SECOND_PER_IP: Final = "WSFLEET_HANDSHAKES_PER_SECOND_PER_IP"
+ENV_SEND_QUEUE_MESSAGES: Final = "WSFLEET_SEND_QUEUE_MESSAGES"  # slow-consumer cutoff
+# Prefix of every Redis key and channel; the operator sets wsfleet:<namespace>/<name> so that
+# several fleets can share one Redis.
+ENV_KEY_PREFIX: Final = "WSFLEET_KEY_PREFIX"
+ENV_PRESENCE_TTL: Final = "WSFLEET_PRESENCE_TTL_SECONDS"  # a crashed pod's presence entries vanish after this
+ENV_TRUSTED_PROXIES: Final = "WSFLEET_TRUSTED_PROXIES"  # comma-separated IPs/CIDRs whose X-Forwarded-For is believed
+ENV_JWT_ALGORITHM: Final = "WSFLEET_JWT_ALGORITHM"  # HS256 | RS256; unset: no token needed
+ENV_JWT_ISSUER: Final = "WSFLEET_JWT_ISSUER"
+ENV_JWT_AUDIENCE: Final = "WSFLEET_JWT_AUDIENCE"
+ENV_JWT_ROOMS_CLAIM: Final = "WSFLEET_JWT_ROOMS_CLAIM"  # claim listing the room patterns a token may join
 # Set from Secrets through secretKeyRef, never through the ConfigMap.
 ENV_REDIS_URL: Final = "WSFLEET_REDIS_URL"
 ENV_PUBLISH_API_KEY: Final = "WSFLEET_PUBLISH_API_KEY"
+ENV_JWT_KEY: Final = "WSFLEET_JWT_KEY"  # HS256 secret or RS256 public key (PEM)
 # Set from the downward API.
 ENV_POD_NAME: Final = "WSFLEET_POD_NAME"
 ENV_POD_NAMESPACE: Final = "WSFLEET_POD_NAMESPACE"
@@ -70,3 +83,17 @@ METRIC_REPLAY: Final = "wsfleet_replay_total"  # counter, label: result=hit|miss
 METRIC_DRAIN_SECONDS: Final = "wsfleet_drain_duration_seconds"
 METRIC_REDIS_ERRORS: Final = "wsfleet_redis_errors_total"
 METRIC_HANDSHAKE_REJECTIONS: Final = "wsfleet_handshake_rejections_total"  # label: reason
+METRIC_REJECTED: Final = "wsfleet_requests_rejected_total"  # labels: request, reason
+METRIC_SLOW_CONSUMERS: Final = "wsfleet_slow_consumer_disconnects_total"
+METRIC_DRAINING: Final = "wsfleet_draining"  # gauge: 1 while this pod drains
+METRIC_LISTENER_UP: Final = "wsfleet_redis_listener_up"  # gauge
+
+# --- Socket.IO protocol (namespace "/") --------------------------------------
+# Handshake auth:  {"token"?: JWT, "session"?: str, "rooms"?: {room: {"epoch": str, "offset": int}}}
+# Client -> server: join {room} · leave {room} · publish {room, data} · presence {room}   (all acked)
+# Server -> client:
+EVENT_SESSION: Final = "session"  # {session, pod, recovered, rooms: {room: {recovered, epoch, offset}}}
+EVENT_MESSAGE: Final = "message"  # {room, epoch, offset, data}
+EVENT_PRESENCE: Final = "presence"  # {room, action: join|leave, client, user}
+EVENT_GAP: Final = "gap"  # {room, epoch, offset, reason}: history could not be filled; resync
+EVENT_SHUTDOWN: Final = "server_shutdown"  # {reconnectAfterMs, pod}

@@ -1,0 +1,312 @@
+"""Real processes for the workload tests: redis-server, workload processes, HAProxy, and the
+official JS socket.io-client (through Node). Each helper starts a process on a free loopback
+port, waits until it answers, keeps its output in a log file, and stops it on teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import ROOT
+from wsfleet_workload import contract as c
+
+JS = ROOT / "tests" / "js"
+API_KEY = "test-publish-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (OSError, ValueError) as e:
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+
+
+def http(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 10
+) -> tuple[int, dict[str, str], Any]:
+    data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            status, hdrs = r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        raw, status, hdrs = e.read(), e.code, dict(e.headers)
+    try:
+        return status, hdrs, json.loads(raw) if raw else None
+    except ValueError:
+        return status, hdrs, raw.decode(errors="replace")
+
+
+class Redis:
+    """redis-server from Debian, no persistence: a restart loses everything, like a failover
+    to a replica that had not caught up."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        assert exe, "redis-server is not installed (.ci/run installs the Debian package redis-server)"
+        with open(self.workdir / f"redis-{self.port}.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(lambda: _tcp_ok(self.port), 10, f"redis-server on :{self.port}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def cli(self, *args: str) -> str:
+        out = subprocess.run(
+            ["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=10, check=False
+        )
+        return out.stdout.strip()
+
+
+def _tcp_ok(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Workload:
+    """One `python -m wsfleet_workload` process."""
+
+    name: str
+    redis_url: str
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"workload-{self.name}.log"
+
+    def start(self, wait_ready: bool = True) -> Workload:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            c.ENV_PORT: str(self.port),
+            c.ENV_METRICS_PORT: str(self.metrics_port),
+            c.ENV_REDIS_URL: self.redis_url,
+            c.ENV_POD_NAME: self.name,
+            c.ENV_PUBLISH_API_KEY: API_KEY,
+            c.ENV_PING_INTERVAL: "2",
+            c.ENV_PING_TIMEOUT: "2",
+            c.ENV_PRESTOP_SECONDS: "1",
+            c.ENV_DRAIN_SECONDS: "3",
+            c.ENV_PRESENCE_TTL: "3",
+            c.ENV_KEY_PREFIX: "wsfleet:test",
+            "WSFLEET_HOST": "127.0.0.1",
+            **self.env,
+        }
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "wsfleet_workload"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        if wait_ready:
+            wait_for(lambda: self.get(c.READY_PATH)[0] == 200, 20, f"workload {self.name} ready ({self.log_path})")
+        return self
+
+    def get(self, path: str) -> tuple[int, Any]:
+        status, _, body = http("GET", self.url + path, timeout=5)
+        return status, body
+
+    def publish(self, room: str, data: Any) -> dict[str, Any]:
+        status, _, body = http(
+            "POST", self.url + c.PUBLISH_PATH, {"room": room, "data": data}, {"Authorization": f"Bearer {API_KEY}"}
+        )
+        assert status == 200, (status, body)
+        return body["results"][0]  # type: ignore[no-any-return]
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return r.read().decode()  # type: ignore[no-any-return]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples called `name` whose labels include `labels`."""
+        total = 0.0
+        for family in text_string_to_metric_families(self.metrics()):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+class HAProxy:
+    """HAProxy from Debian in front of workload processes: round robin, readiness health checks
+    every 200 ms, and a handshake refused with 503 (a draining pod) retried on another server."""
+
+    def __init__(self, workdir: Path, backends: list[Workload], *, idle_timeout: str = "30s") -> None:
+        self.workdir, self.backends, self.idle_timeout = workdir, backends, idle_timeout
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> str:
+        servers = "\n".join(
+            f"    server {w.name} 127.0.0.1:{w.port} check inter 200ms fall 1 rise 2 cookie {w.name}"
+            for w in self.backends
+        )
+        return f"""global
+    log stdout format raw local0 info
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 2s
+    timeout client {self.idle_timeout}
+    timeout server {self.idle_timeout}
+    timeout tunnel {self.idle_timeout}
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response 503
+frontend fe
+    bind 127.0.0.1:{self.port}
+    default_backend workloads
+backend workloads
+    balance roundrobin
+    cookie wsfleet insert indirect nocache
+    option httpchk GET {c.READY_PATH}
+    http-check expect status 200
+{servers}
+"""
+
+    def start(self) -> HAProxy:
+        exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        assert Path(exe).exists(), "haproxy is not installed (.ci/run installs the Debian package haproxy)"
+        cfg = self.workdir / f"haproxy-{self.port}.cfg"
+        cfg.write_text(self.config())
+        check = subprocess.run([exe, "-c", "-f", str(cfg)], capture_output=True, text=True, check=False)
+        assert check.returncode == 0, check.stdout + check.stderr
+        with open(self.workdir / f"haproxy-{self.port}.log", "ab") as log:
+            self.proc = subprocess.Popen([exe, "-db", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+        wait_for(lambda: http("GET", self.url + c.LIVE_PATH, timeout=2)[0] == 200, 10, "haproxy")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+
+class JsFleet:
+    """N official socket.io-client sockets in one Node process (tests/js/fleet-client.mjs)."""
+
+    def __init__(self, workdir: Path, url: str, clients: int, rooms: list[str], transports: str = "websocket") -> None:
+        node = shutil.which("node")
+        assert node, "node is not installed"
+        assert (JS / "node_modules" / "socket.io-client").exists(), "run `npm ci` in tests/js (.ci/run does)"
+        self.out = workdir / f"js-{free_port()}.jsonl"
+        with open(self.out, "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    node,
+                    str(JS / "fleet-client.mjs"),
+                    "--url",
+                    url,
+                    "--clients",
+                    str(clients),
+                    "--rooms",
+                    ",".join(rooms),
+                    "--transports",
+                    transports,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE,
+            )
+        self.clients = clients
+
+    def events(self) -> list[dict[str, Any]]:
+        lines = self.out.read_text().splitlines()
+        return [json.loads(x) for x in lines if x.startswith("{")]
+
+    def ready(self) -> int:
+        return len({e["id"] for e in self.events() if e["ev"] == "ready"})
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        wait_for(lambda: self.ready() >= self.clients, timeout, f"{self.clients} JS clients ready ({self.out})")
+
+    def summary(self) -> list[dict[str, Any]]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"summary\n")
+        self.proc.stdin.flush()
+        self.proc.wait(15)
+        for e in reversed(self.events()):
+            if e["ev"] == "summary":
+                return e["clients"]  # type: ignore[no-any-return]
+        raise AssertionError(f"no summary from the JS fleet: {self.out.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()

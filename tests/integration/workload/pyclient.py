@@ -1,0 +1,84 @@
+"""A python-socketio AsyncClient that tracks (epoch, offset) per room and hands them back in the
+handshake `auth` on every reconnect: the Python twin of tests/js/fleet-client.mjs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import socketio
+
+from wsfleet_workload import contract as c
+
+
+class PyClient:
+    def __init__(
+        self, url: str, rooms: list[str], transports: list[str] | None = None, token: str | None = None
+    ) -> None:
+        self.url, self.rooms, self.transports, self.token = url, rooms, transports or ["websocket"], token
+        self.sio = socketio.AsyncClient(reconnection_delay=0.2, reconnection_delay_max=1.0)
+        self.session: str | None = None
+        self.pos: dict[str, dict[str, Any]] = {}
+        self.seqs: dict[str, list[Any]] = defaultdict(list)
+        self.messages: list[dict[str, Any]] = []
+        self.sessions: list[dict[str, Any]] = []
+        self.presence: list[dict[str, Any]] = []
+        self.gaps: list[dict[str, Any]] = []
+        self.shutdowns: list[dict[str, Any]] = []
+        self.reasons: list[str] = []
+        self.dups = 0
+        self.ready = asyncio.Event()
+        s = self.sio
+        s.on(c.EVENT_SESSION, self._on_session)
+        s.on(c.EVENT_MESSAGE, self._on_message)
+        s.on(c.EVENT_PRESENCE, self.presence.append)
+        s.on(c.EVENT_GAP, self.gaps.append)
+        s.on(c.EVENT_SHUTDOWN, self.shutdowns.append)
+        s.on("disconnect", lambda reason=None: self.reasons.append(str(reason)))
+
+    def auth(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"token": self.token} if self.token else {}
+        if self.session:
+            out.update(session=self.session, rooms=self.pos)
+        return out
+
+    async def connect(self, url: str | None = None) -> None:
+        self.ready.clear()
+        await self.sio.connect(url or self.url, transports=self.transports, auth=self.auth, wait_timeout=10)
+        await asyncio.wait_for(self.ready.wait(), 10)
+
+    async def _on_session(self, s: dict[str, Any]) -> None:
+        self.sessions.append(s)
+        self.session = s["session"]
+        for room, r in s["rooms"].items():
+            if "epoch" in r and not (room in self.pos and r.get("recovered")):
+                self.pos[room] = {"epoch": r["epoch"], "offset": r["offset"]}
+        for room in self.rooms:
+            if room not in s["rooms"]:
+                ack = await self.sio.call("join", {"room": room}, timeout=10)
+                assert ack["ok"], ack
+                self.pos[room] = {"epoch": ack["epoch"], "offset": ack["offset"]}
+        self.ready.set()
+
+    def _on_message(self, m: dict[str, Any]) -> None:
+        self.messages.append(m)
+        p = self.pos.get(m["room"], {"epoch": m["epoch"], "offset": 0})
+        if p["epoch"] == m["epoch"] and m["offset"] <= p["offset"]:
+            self.dups += 1
+            return
+        self.pos[m["room"]] = {"epoch": m["epoch"], "offset": m["offset"]}
+        data = m["data"]
+        if isinstance(data, dict) and "seq" in data:
+            self.seqs[m["room"]].append(data["seq"])
+
+    async def call(self, event: str, data: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.sio.call(event, data, timeout=10)
+        return result
+
+    @property
+    def pod(self) -> str:
+        return str(self.sessions[-1]["pod"]) if self.sessions else ""
+
+    async def close(self) -> None:
+        await self.sio.disconnect()

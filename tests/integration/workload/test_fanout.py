@@ -1,0 +1,150 @@
+"""Fan-out across pods through Redis, with both official clients.
+
+Two workload processes share one Redis. Python clients (python-socketio AsyncClient) and JS
+clients (socket.io-client through Node) sit on different processes; messages published on
+either process (HTTP API and client `publish`) reach every member, once and in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.workload.harness import JsFleet, Workload, wait_for
+from tests.integration.workload.pyclient import PyClient
+from wsfleet_workload import contract as c
+
+
+def test_python_and_js_clients_get_every_message_from_both_pods(
+    workloads: Callable[..., Workload], tmp_path: Path
+) -> None:
+    a, b = workloads("a"), workloads("b")
+    js_a = JsFleet(tmp_path, a.url, clients=3, rooms=["news", "chat"])
+    js_b = JsFleet(tmp_path, b.url, clients=3, rooms=["news"])
+    try:
+        js_a.wait_ready()
+        js_b.wait_ready()
+
+        async def scenario() -> tuple[PyClient, PyClient]:
+            pa, pb = PyClient(a.url, ["news", "chat"]), PyClient(b.url, ["news"], transports=["polling"])
+            await pa.connect()
+            await pb.connect()
+            for seq in range(1, 21):
+                if seq % 2:
+                    a.publish("news", {"seq": seq})
+                else:
+                    ack = await pb.call("publish", {"room": "news", "data": {"seq": seq}})
+                    assert ack["ok"], ack
+                    assert ack["offset"] == seq, ack
+            b.publish("chat", {"seq": 1})
+            await asyncio.sleep(1.0)
+            await pa.close()
+            await pb.close()
+            return pa, pb
+
+        pa, pb = asyncio.run(scenario())
+        every = list(range(1, 21))
+        assert pa.seqs["news"] == every
+        assert pb.seqs["news"] == every, "the polling client on the other pod"
+        assert pa.seqs["chat"] == [1]
+        assert pa.dups == pb.dups == 0
+        offsets = [m["offset"] for m in pa.messages if m["room"] == "news"]
+        assert offsets == every, "offsets are the room's sequence"
+        for fleet, rooms in ((js_a, {"news": every, "chat": [1]}), (js_b, {"news": every})):
+            for client in fleet.summary():
+                assert client["seqs"] == rooms, client
+                assert client["dups"] == 0, client
+                assert client["gaps"] == [], client
+    finally:
+        js_a.stop()
+        js_b.stop()
+    assert a.metric(c.METRIC_MESSAGES_OUT) >= 20 * 4
+    assert a.metric(c.METRIC_MESSAGES_IN, source="api") == 10
+    assert b.metric(c.METRIC_MESSAGES_IN, source="client") == 10
+
+
+def test_presence_across_pods_with_join_and_leave_events(workloads: Callable[..., Workload]) -> None:
+    a, b = workloads("a"), workloads("b")
+
+    async def scenario() -> None:
+        watcher, joiner = PyClient(a.url, ["lobby"]), PyClient(b.url, ["lobby"])
+        await watcher.connect()
+        await joiner.connect()
+        ack = await watcher.call("presence", {"room": "lobby"})
+        assert ack["ok"]
+        assert {m["client"] for m in ack["members"]} == {watcher.session, joiner.session}
+        await asyncio.sleep(0.3)
+        assert {"room": "lobby", "action": "join", "client": joiner.session, "user": None} in watcher.presence
+        status, _ = a.get("/api/v1/presence?room=lobby")
+        assert status == 401, "the HTTP presence API needs the API key"
+        assert (await joiner.call("leave", {"room": "lobby"}))["ok"]
+        await asyncio.sleep(0.3)
+        assert {"room": "lobby", "action": "leave", "client": joiner.session, "user": None} in watcher.presence
+        ack = await watcher.call("presence", {"room": "lobby"})
+        assert [m["client"] for m in ack["members"]] == [watcher.session]
+        await joiner.close()
+        await watcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_crashed_pods_members_expire_and_leave_is_announced(workloads: Callable[..., Workload]) -> None:
+    a, b = workloads("a"), workloads("b")  # presence TTL 3 s in these tests
+
+    async def scenario() -> None:
+        watcher, victim = PyClient(a.url, ["lobby"]), PyClient(b.url, ["lobby"])
+        await watcher.connect()
+        victim.sio.reconnection = False
+        await victim.connect()
+        b.signal(9)
+        b.wait(5)
+        ack = await watcher.call("presence", {"room": "lobby"})
+        assert victim.session in {m["client"] for m in ack["members"]}, "still listed right after the crash"
+        deadline = asyncio.get_running_loop().time() + 10
+        while asyncio.get_running_loop().time() < deadline:
+            if {"room": "lobby", "action": "leave", "client": victim.session, "user": None} in watcher.presence:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"no leave for the crashed pod's member: {watcher.presence}")
+        ack = await watcher.call("presence", {"room": "lobby"})
+        assert [m["client"] for m in ack["members"]] == [watcher.session]
+        await watcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_health_and_metrics_endpoints_explain_themselves(workloads: Callable[..., Workload]) -> None:
+    a = workloads("a")
+    for path in (c.LIVE_PATH, c.STARTUP_PATH, c.READY_PATH, c.DATABASE_PATH):
+        status, body = a.get(path)
+        assert status == 200, (path, body)
+        assert isinstance(body, dict), (path, body)
+        assert "status" in body, (path, body)
+    assert a.get(c.DATABASE_PATH)[1]["redis"]["ok"] is True
+    assert a.get(c.READY_PATH)[1]["listener"]["alive"] is True
+    wait_for(lambda: a.metric(c.METRIC_HEALTH_CHECKS, endpoint="ready", result="ok") >= 1, 5, "metric")
+    families = {f.name for f in text_string_to_metric_families(a.metrics())}
+    for name in (
+        c.METRIC_CONNECTIONS,
+        c.METRIC_CONNECTS,
+        c.METRIC_DISCONNECTS,
+        c.METRIC_HEARTBEAT_TIMEOUTS,
+        c.METRIC_HEALTH_CHECKS,
+        c.METRIC_MESSAGES_IN,
+        c.METRIC_MESSAGES_OUT,
+        c.METRIC_REPLAY,
+        c.METRIC_DRAIN_SECONDS,
+        c.METRIC_REDIS_ERRORS,
+        c.METRIC_HANDSHAKE_REJECTIONS,
+        c.METRIC_SLOW_CONSUMERS,
+        c.METRIC_DRAINING,
+        c.METRIC_LISTENER_UP,
+        c.METRIC_REJECTED,
+    ):
+        assert name.removesuffix("_total") in families, name
+    status, _ = a.get(c.METRICS_PATH)
+    assert status == 404, "metrics are served on the metrics port only"

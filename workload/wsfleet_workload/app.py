@@ -1,0 +1,337 @@
+"""The workload assembled: one ASGI app in front of python-socketio, plus background tasks.
+
+Routes on the public port (the metrics have their own port):
+
+    /socket.io/            Socket.IO, behind the handshake gate (503 + Retry-After while draining
+                           or above a handshake rate; frames above the payload limit close 1009)
+    /health/{live,startup,ready,database}
+    /lifecycle/prestop     the preStop hook (GET)
+    /api/v1/publish        POST {room | rooms, data}; Authorization: Bearer <publish API key>
+    /api/v1/presence       GET ?room=; the same key
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import socketio
+from prometheus_client import start_http_server
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from wsfleet_workload import contract as c
+from wsfleet_workload.auth import HandshakeLimiter
+from wsfleet_workload.config import Config
+from wsfleet_workload.drain import Drain
+from wsfleet_workload.fanout import Listener
+from wsfleet_workload.health import Answer, Health
+from wsfleet_workload.hub import Hub
+from wsfleet_workload.metrics import Metrics
+from wsfleet_workload.presence import Presence
+from wsfleet_workload.replay import Replay
+from wsfleet_workload.server import Gateway, make_sio
+from wsfleet_workload.wire import BadRequest, Keys, check_room, dumps
+
+log = logging.getLogger("wsfleet.app")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class Workload:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.metrics = Metrics()
+        self.redis = Redis.from_url(
+            cfg.redis_url,
+            decode_responses=True,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            retry_on_timeout=False,
+            health_check_interval=0,
+        )
+        self.keys = Keys(cfg.key_prefix)
+        self.replay = Replay(self.redis, self.keys, ttl=cfg.replay_ttl, max_messages=cfg.replay_max_messages)
+        self.presence = Presence(self.redis, self.keys, cfg.presence_ttl)
+        self.sio = make_sio(cfg)
+        self.listener = Listener(
+            # its own client: a blocked pub/sub read must never wait behind commands, nor they behind it
+            Redis.from_url(cfg.redis_url, decode_responses=True, socket_timeout=None, socket_connect_timeout=2),
+            self.redis,
+            f"{cfg.key_prefix}:heartbeat:{secrets.token_hex(8)}",  # this process's own
+            on_message=self._on_message,
+            on_resubscribed=self._catch_up,
+            metrics=self.metrics,
+        )
+        self.hub = Hub(
+            cfg,
+            self.sio,
+            self.keys,
+            replay=self.replay,
+            presence=self.presence,
+            listener=self.listener,
+            metrics=self.metrics,
+        )
+        self.gateway = Gateway(cfg, self.sio, self.hub, self.replay, self.metrics)
+        self.drain = Drain(
+            self.hub,
+            self.metrics,
+            prestop_seconds=cfg.prestop_seconds,
+            drain_seconds=cfg.drain_seconds,
+            pod=cfg.pod_name,
+        )
+        self.health = Health(cfg.pod_name, self.redis, self.listener, self.drain, self.hub)
+        self.limiter = HandshakeLimiter(cfg.handshakes_per_second, cfg.handshakes_per_second_per_ip)
+        self.sio_app = socketio.ASGIApp(self.sio, socketio_path=c.SOCKETIO_PATH.strip("/"))
+        self._tasks: list[asyncio.Task[None]] = []
+        self._metrics_server: Any = None
+
+    def _on_message(self, channel: str, data: str) -> None:
+        self.hub.on_message(channel, data)
+
+    async def _catch_up(self) -> None:
+        await self.hub.catch_up_all()
+
+    # --- life cycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self.listener.run(), name="listener"),
+            loop.create_task(self.hub.upkeep(), name="upkeep"),
+            loop.create_task(self.health.tick(), name="loop-lag"),
+        ]
+        if self.cfg.metrics_port:
+            self._metrics_server, _ = start_http_server(self.cfg.metrics_port, self.cfg.host, self.metrics.registry)
+        self.health.steps["serving"] = True
+        log.info(
+            "workload %s serving on :%d (metrics :%d), transports %s, heartbeat %ds+%ds, drain %ds",
+            self.cfg.pod_name,
+            self.cfg.port,
+            self.cfg.metrics_port,
+            ",".join(self.cfg.transports),
+            self.cfg.ping_interval,
+            self.cfg.ping_timeout,
+            self.cfg.drain_seconds,
+        )
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        await self.redis.aclose()
+        await self.listener.redis.aclose()
+
+    # --- ASGI -------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        path: str = scope.get("path", "")
+        if path.startswith(c.SOCKETIO_PATH):
+            await self._socketio(scope, receive, send)
+        elif kind == "http":
+            await self._http(scope, receive, send, path)
+        else:
+            await send({"type": "websocket.close", "code": 1008, "reason": f"no WebSocket endpoint at {path}"})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _socketio(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if "sid" not in query:  # a new Engine.IO session: the handshake
+            refusal = self._gate(scope)
+            if refusal is not None:
+                reason, retry_after, message = refusal
+                self.metrics.handshake_rejections.labels(reason).inc()
+                await _refuse(scope, send, 503, {"error": message, "reason": reason}, retry_after)
+                return
+        limit = self.cfg.max_payload_bytes
+        if scope["type"] == "websocket":
+            receive = self._bounded(scope, receive, send, limit)
+        await self.sio_app(scope, receive, send)
+
+    def _gate(self, scope: Scope) -> tuple[str, int, str] | None:
+        if self.drain.draining:
+            return "draining", 1, f"pod {self.cfg.pod_name} is draining; connect to another pod"
+        ip = (scope.get("client") or ("", 0))[0]
+        verdict = self.limiter.check(ip)
+        if verdict is not None:
+            reason, retry_after = verdict
+            which = "this client IP" if reason == "rate_limit_ip" else "this pod"
+            rate = (
+                self.cfg.handshakes_per_second_per_ip if reason == "rate_limit_ip" else self.cfg.handshakes_per_second
+            )
+            return reason, retry_after, f"too many handshakes from {which} (limit {rate}/s); retry in {retry_after}s"
+        return None
+
+    def _bounded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> Receive:
+        metrics = self.metrics
+
+        async def bounded() -> Message:
+            message = await receive()
+            if message["type"] == "websocket.receive":
+                size = len(message.get("text") or "") or len(message.get("bytes") or b"")
+                if size > limit:
+                    metrics.rejected.labels("frame", "payload_too_large").inc()
+                    reason = f"message too big: {size} bytes, limit {limit}"
+                    log.warning("closing a WebSocket: %s", reason, extra={"ip": (scope.get("client") or ("",))[0]})
+                    with contextlib.suppress(Exception):
+                        await send({"type": "websocket.close", "code": 1009, "reason": reason})
+                    return {"type": "websocket.disconnect", "code": 1009}
+            return message
+
+        return bounded
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        method = scope["method"]
+        health: dict[str, Callable[[], Answer] | None] = {
+            c.LIVE_PATH: self.health.live,
+            c.STARTUP_PATH: self.health.startup,
+            c.READY_PATH: self.health.ready,
+            c.DATABASE_PATH: None,
+        }
+        if path in health and method in ("GET", "HEAD"):
+            fn = health[path]
+            status, body = fn() if fn is not None else await self.health.database()
+            result = "ok" if status == 200 else ("draining" if body.get("status") == "draining" else "unavailable")
+            self.metrics.health_checks.labels(path.rsplit("/", 1)[-1], result).inc()
+            await _json(send, status, body)
+        elif path == c.PRESTOP_PATH and method in ("GET", "POST"):
+            waited = await self.drain.prestop()
+            await _json(send, 200, {"status": "unready", "waitedSeconds": round(waited, 3), "phase": self.drain.phase})
+        elif path == c.PUBLISH_PATH:
+            await self._publish(scope, receive, send, method)
+        elif path == "/api/v1/presence" and method == "GET":
+            await self._presence(scope, send)
+        else:
+            await _json(send, 404, {"error": f"no route for {method} {path}"})
+
+    def _authorized(self, scope: Scope) -> tuple[int, str] | None:
+        key = self.cfg.publish_api_key
+        if key is None:
+            return 404, "the publish API is disabled: set spec.publish.apiKeySecret"
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"authorization", b"").decode("latin-1")
+        token = given.removeprefix("Bearer ").strip() or headers.get(b"x-api-key", b"").decode("latin-1")
+        if not token or not hmac.compare_digest(token.encode(), key.encode()):
+            self.metrics.rejected.labels("api", "bad_api_key").inc()
+            return 401, "missing or wrong API key (Authorization: Bearer <key>)"
+        return None
+
+    async def _publish(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
+        if method != "POST":
+            await _json(send, 405, {"error": f"{method} {c.PUBLISH_PATH}: use POST"})
+            return
+        denied = self._authorized(scope)
+        if denied is not None:
+            await _json(send, denied[0], {"error": denied[1]})
+            return
+        body = await _read_body(receive, self.cfg.max_payload_bytes)
+        if body is None:
+            self.metrics.rejected.labels("api", "payload_too_large").inc()
+            await _json(send, 413, {"error": f"body larger than {self.cfg.max_payload_bytes} bytes"})
+            return
+        try:
+            doc = json.loads(body)
+            if not isinstance(doc, dict) or "data" not in doc:
+                raise BadRequest('expected {"room" or "rooms", "data"}')
+            rooms = doc.get("rooms", [doc.get("room")] if "room" in doc else None)
+            if not isinstance(rooms, list) or not rooms or len(rooms) > 100:
+                raise BadRequest(f"rooms={rooms!r}: expected 1-100 room names")
+            rooms = [check_room(r) for r in rooms]
+        except (ValueError, BadRequest) as e:
+            self.metrics.rejected.labels("api", "bad_request").inc()
+            await _json(send, 400, {"error": str(e)})
+            return
+        data = dumps(doc["data"])
+        results = []
+        try:
+            for room in rooms:
+                epoch, offset = await self.replay.publish(room, data)
+                results.append({"room": room, "epoch": epoch, "offset": offset})
+                self.metrics.messages_in.labels("api").inc()
+        except (RedisError, OSError) as e:
+            self.metrics.redis_errors.labels("publish").inc()
+            await _json(
+                send, 503, {"error": f"Redis unavailable: {type(e).__name__}", "published": results}, retry_after=1
+            )
+            return
+        await _json(send, 200, {"results": results})
+
+    async def _presence(self, scope: Scope, send: Send) -> None:
+        denied = self._authorized(scope)
+        if denied is not None:
+            await _json(send, denied[0], {"error": denied[1]})
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        try:
+            if "room" in query:
+                room = check_room(query["room"][0])
+                members = await self.presence.members(room)
+                await _json(send, 200, {"room": room, "count": len(members), "members": members})
+            else:
+                await _json(send, 200, {"count": await self.presence.count()})
+        except BadRequest as e:
+            await _json(send, 400, {"error": str(e)})
+        except (RedisError, OSError) as e:
+            await _json(send, 503, {"error": f"Redis unavailable: {type(e).__name__}"}, retry_after=1)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _json(send: Send, status: int, body: dict[str, Any], retry_after: int | None = None) -> None:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _refuse(scope: Scope, send: Send, status: int, body: dict[str, Any], retry_after: int) -> None:
+    if scope["type"] == "http":
+        await _json(send, status, body, retry_after)
+        return
+    payload = json.dumps(body).encode()
+    if "websocket.http.response" in scope.get("extensions", {}):
+        headers = [(b"content-type", b"application/json"), (b"retry-after", str(retry_after).encode())]
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": payload})
+    else:  # the server cannot answer a WebSocket upgrade with a status: refuse it (HTTP 403)
+        await send({"type": "websocket.close", "code": 1013, "reason": body["error"][:120]})

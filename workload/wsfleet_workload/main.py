@@ -1,0 +1,91 @@
+"""The process: configuration, logging, uvicorn with the drain in front of its shutdown.
+
+uvicorn, on SIGTERM, closes every WebSocket with code 1012 before the application hears of it.
+So the first SIGTERM (or SIGINT) does not reach uvicorn: it starts the drain, and only the
+drain's end tells uvicorn to exit. A second signal forces the exit at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from types import FrameType
+
+import uvicorn
+
+from wsfleet_workload.app import Workload
+from wsfleet_workload.config import Config, ConfigError
+
+log = logging.getLogger("wsfleet")
+
+
+class Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, workload: Workload) -> None:
+        super().__init__(config)
+        self.workload = workload
+        workload.drain.on_done = self._drained
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets=sockets)  # type: ignore[arg-type]
+
+    def _drained(self) -> None:
+        self.should_exit = True
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        drain = self.workload.drain
+        if self._loop is None or drain._task is not None or self.should_exit:
+            log.warning("signal %s during the drain: exiting now", signal.Signals(sig).name)
+            self.should_exit = self.force_exit = True
+            return
+        log.info("signal %s: draining before shutdown", signal.Signals(sig).name)
+        self._loop.call_soon_threadsafe(drain.start, signal.Signals(sig).name)
+
+
+def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
+    return uvicorn.Config(
+        workload,
+        host=cfg.host,
+        port=cfg.port,
+        http="h11",
+        ws="wsproto",
+        # Per-message deflate triples memory per connection; Node's Socket.IO has it off too.
+        ws_per_message_deflate=False,
+        # Engine.IO pings already; a second ping layer only costs.
+        ws_ping_interval=None,
+        ws_ping_timeout=None,
+        # The gate closes oversized frames with a clear 1009; this is only the hard stop behind it.
+        ws_max_size=2 * cfg.max_payload_bytes + 65536,
+        lifespan="on",
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(cfg.trusted_proxies),
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=3,
+        loop="asyncio",
+    )
+
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("WSFLEET_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        cfg = Config.from_environ(os.environ if environ is None else environ)
+    except ConfigError as e:
+        print(f"wsfleet-workload: configuration error: {e}", file=sys.stderr)
+        return 2
+    workload = Workload(cfg)
+    server = Server(uvicorn_config(cfg, workload), workload)
+    server.run()
+    timeline = " -> ".join(f"{p}@{t:.3f}s" for p, t, _ in workload.drain.timeline)
+    if timeline:
+        log.info("drain timeline: %s", timeline)
+    return 0

@@ -1,0 +1,63 @@
+"""Prometheus metrics, named by the shared contract so the operator's alert rules match them.
+
+Each server instance owns its registry (tests run several in one process); ``/metrics`` on the
+metrics port serves it, never on the public port.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from wsfleet_workload import contract as c
+
+
+def _name(metric: str) -> str:
+    # prometheus-client appends _total to counters itself
+    return metric.removesuffix("_total")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.connections = Gauge(c.METRIC_CONNECTIONS, "Connected Socket.IO clients on this pod.", registry=r)
+        self.connects = Counter(_name(c.METRIC_CONNECTS), "Accepted Socket.IO connections.", registry=r)
+        self.disconnects = Counter(_name(c.METRIC_DISCONNECTS), "Disconnects by reason.", ["reason"], registry=r)
+        self.heartbeat_timeouts = Counter(
+            _name(c.METRIC_HEARTBEAT_TIMEOUTS), "Clients dropped because no pong came in time.", registry=r
+        )
+        self.health_checks = Counter(
+            _name(c.METRIC_HEALTH_CHECKS), "Health endpoint answers.", ["endpoint", "result"], registry=r
+        )
+        self.messages_in = Counter(
+            _name(c.METRIC_MESSAGES_IN), "Messages published (by clients and the HTTP API).", ["source"], registry=r
+        )
+        self.messages_out = Counter(_name(c.METRIC_MESSAGES_OUT), "Messages delivered to clients.", registry=r)
+        self.replay = Counter(
+            _name(c.METRIC_REPLAY),
+            "Room recoveries on reconnect: hit (all missed messages replayed) or miss.",
+            ["result"],
+            registry=r,
+        )
+        self.drain_seconds = Histogram(
+            c.METRIC_DRAIN_SECONDS,
+            "Time from drain start to the last client closed.",
+            buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            _name(c.METRIC_REDIS_ERRORS), "Redis commands or listener reads that failed.", ["operation"], registry=r
+        )
+        self.handshake_rejections = Counter(
+            _name(c.METRIC_HANDSHAKE_REJECTIONS), "Handshakes refused.", ["reason"], registry=r
+        )
+        self.rejected = Counter(
+            _name(c.METRIC_REJECTED),
+            "Client and API requests refused, by request and reason.",
+            ["request", "reason"],
+            registry=r,
+        )
+        self.slow_consumers = Counter(
+            _name(c.METRIC_SLOW_CONSUMERS), "Clients cut off because their send queue was full.", registry=r
+        )
+        self.draining = Gauge(c.METRIC_DRAINING, "1 while this pod drains.", registry=r)
+        self.listener_up = Gauge(c.METRIC_LISTENER_UP, "1 while the Redis fan-out listener is subscribed.", registry=r)

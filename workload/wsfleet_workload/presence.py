@@ -1,0 +1,97 @@
+"""Presence in Redis: who is in each room, and in the whole fleet.
+
+Each membership is a sorted-set member whose score is its expiry time (ms). The pod holding a
+connection refreshes its members every ttl/3; a crashed pod refreshes nothing, so its members
+drop out of every query after ``ttl`` and the next sweep announces their ``leave``.
+
+The member is ``{"client": <session>, "user": <sub>}`` and carries no pod name, so a client that
+reconnects to another pod (a drain, a crash) keeps its entry: the room sees no leave/join churn.
+A client that disconnects on purpose leaves at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from wsfleet_workload.wire import Keys, PresenceFrame
+
+
+def member(client: str, user: str | None) -> str:
+    return json.dumps({"client": client, "user": user}, separators=(",", ":"), sort_keys=True)
+
+
+class Presence:
+    def __init__(self, redis: Redis, keys: Keys, ttl: int) -> None:
+        self.redis, self.keys, self.ttl = redis, keys, ttl
+
+    def _expiry(self) -> int:
+        return int((time.time() + self.ttl) * 1000)
+
+    async def join(self, room: str, client: str, user: str | None) -> bool:
+        """Add or refresh; True if the member is new (announce a join)."""
+        m = member(client, user)
+        async with self.redis.pipeline(transaction=False) as p:
+            p.zadd(self.keys.presence(room), {m: self._expiry()})
+            p.pexpire(self.keys.presence(room), self.ttl * 1000 * 2)
+            added, _ = await p.execute()
+        if added:
+            await self.redis.publish(self.keys.channel(room), PresenceFrame("join", client, user).encode())
+        return bool(added)
+
+    async def leave(self, room: str, client: str, user: str | None) -> bool:
+        removed = await self.redis.zrem(self.keys.presence(room), member(client, user))
+        if removed:
+            await self.redis.publish(self.keys.channel(room), PresenceFrame("leave", client, user).encode())
+        return bool(removed)
+
+    async def connect(self, client: str, user: str | None) -> None:
+        await self.redis.zadd(self.keys.presence_global(), {member(client, user): self._expiry()})
+
+    async def disconnect(self, client: str, user: str | None) -> None:
+        await self.redis.zrem(self.keys.presence_global(), member(client, user))
+
+    async def refresh(
+        self, memberships: list[tuple[str, str, str | None]], clients: list[tuple[str, str | None]]
+    ) -> None:
+        """Refresh this pod's entries; announce any that had been swept meanwhile (a Redis outage)."""
+        expiry = self._expiry()
+        async with self.redis.pipeline(transaction=False) as p:
+            for room, client, user in memberships:
+                p.zadd(self.keys.presence(room), {member(client, user): expiry})
+            for client, user in clients:
+                p.zadd(self.keys.presence_global(), {member(client, user): expiry})
+            added = await p.execute()
+        for (room, client, user), was_added in zip(memberships, added, strict=False):
+            if was_added:
+                await self.redis.publish(self.keys.channel(room), PresenceFrame("join", client, user).encode())
+
+    async def sweep(self, rooms: list[str]) -> int:
+        """Remove expired members of these rooms (and the fleet); announce each leave once."""
+        now = int(time.time() * 1000)
+        announced = 0
+        for room in rooms:
+            key = self.keys.presence(room)
+            expired: list[str] = await self.redis.zrangebyscore(key, "-inf", now)  # type: ignore[assignment]
+            for m in expired:
+                if await self.redis.zrem(key, m):  # only one pod wins the removal
+                    body = json.loads(m)
+                    frame = PresenceFrame("leave", body["client"], body.get("user"))
+                    await self.redis.publish(self.keys.channel(room), frame.encode())
+                    announced += 1
+        await self.redis.zremrangebyscore(self.keys.presence_global(), "-inf", now)
+        return announced
+
+    async def members(self, room: str, limit: int = 1000) -> list[dict[str, Any]]:
+        now = int(time.time() * 1000)
+        raw: list[str] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+            self.keys.presence(room), now, "+inf", start=0, num=limit
+        )
+        return [json.loads(m) for m in raw]
+
+    async def count(self, room: str | None = None) -> int:
+        key = self.keys.presence(room) if room else self.keys.presence_global()
+        return int(await self.redis.zcount(key, int(time.time() * 1000), "+inf"))

@@ -1,0 +1,229 @@
+"""Socket.IO handlers: the handshake, room events, and recovery on reconnect.
+
+Client protocol (namespace "/", every client event is acknowledged with {"ok": bool, ...}):
+
+    handshake auth  {"token"?, "session"?, "rooms"?: {room: {"epoch", "offset"}}}
+    join            {"room", "epoch"?, "offset"?}  -> {"ok", "room", "epoch", "offset", "recovered"?}
+    leave           {"room"}                       -> {"ok"}
+    publish         {"room", "data"}               -> {"ok", "epoch", "offset"}
+    presence        {"room"}                       -> {"ok", "members": [{"client", "user"}]}
+
+Right after CONNECT the server sends ``session`` {session, pod, recovered, rooms}; missed messages
+of recovered rooms follow it, in order, before any live message.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import socketio
+from redis.exceptions import RedisError
+
+from wsfleet_workload import contract as c
+from wsfleet_workload.auth import Authenticator, AuthError, Identity
+from wsfleet_workload.config import Config
+from wsfleet_workload.fanout import Unavailable
+from wsfleet_workload.hub import Client, Hub, packet
+from wsfleet_workload.metrics import Metrics
+from wsfleet_workload.replay import Replay
+from wsfleet_workload.wire import BadRequest, Handshake, Position, dumps, parse_auth, room_arg
+
+log = logging.getLogger("wsfleet.server")
+
+REASON_LABELS = {
+    "client disconnect": "client",
+    "server disconnect": "server",
+    "server shutdown": "drain",
+    "slow consumer": "slow_consumer",
+    "ping timeout": "ping_timeout",
+    "transport close": "transport_close",
+    "transport error": "transport_error",
+}
+
+
+class AsyncServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server, plus a hook that runs after CONNECT has been queued.
+
+    The ``connect`` handler runs *before* the CONNECT packet is sent; the recovery replay must
+    come after it. python-socketio has no public hook for that moment, so this wraps the
+    (private, version-pinned) ``_handle_connect``; the client tests catch a change.
+    """
+
+    on_connected: Any = None
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        await super()._handle_connect(eio_sid, namespace, data)
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace or "/")
+        if sid is not None and self.manager.is_connected(sid, namespace or "/") and self.on_connected:
+            await self.on_connected(sid, eio_sid)
+
+
+def make_sio(cfg: Config) -> AsyncServer:
+    return AsyncServer(
+        async_mode="asgi",
+        ping_interval=cfg.ping_interval,
+        ping_timeout=cfg.ping_timeout,
+        max_http_buffer_size=cfg.max_payload_bytes,
+        cors_allowed_origins=list(cfg.cors_allow_origins) or None,  # None: same origin only
+        transports=list(cfg.transports),
+        # Their per-packet INFO lines are noise; their warnings and handler exceptions are not.
+        logger=_quiet("wsfleet.socketio"),
+        engineio_logger=_quiet("wsfleet.engineio"),
+    )
+
+
+def _quiet(name: str) -> logging.Logger:
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.WARNING)
+    return logger
+
+
+class Gateway:
+    def __init__(self, cfg: Config, sio: AsyncServer, hub: Hub, replay: Replay, metrics: Metrics) -> None:
+        self.cfg, self.sio, self.hub, self.replay, self.metrics = cfg, sio, hub, replay, metrics
+        self.auth = Authenticator(cfg.jwt)
+        self._pending: dict[str, tuple[Handshake, Identity, str]] = {}
+        sio.on_connected = self.connected
+        for name in ("connect", "disconnect", "join", "leave", "publish", "presence"):
+            sio.on(name, getattr(self, "on_" + name))
+
+    def _refuse(self, reason: str, message: str, ip: str) -> None:
+        self.metrics.handshake_rejections.labels(reason).inc()
+        log.warning("handshake refused (%s): %s", reason, message, extra={"ip": ip, "reason": reason})
+        raise socketio.exceptions.ConnectionRefusedError(message, {"reason": reason})
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
+        ip = str(environ.get("REMOTE_ADDR", ""))
+        try:
+            hs = parse_auth(auth)
+        except BadRequest as e:
+            self._refuse("bad_request", str(e), ip)
+        try:
+            identity = self.auth.identify(hs.token)
+        except AuthError as e:
+            self._refuse("bad_token", str(e), ip)
+        self._pending[sid] = (hs, identity, ip)
+        return True
+
+    async def connected(self, sid: str, eio_sid: str) -> None:
+        hs, identity, ip = self._pending.pop(sid)
+        rooms: dict[str, Position | None] = {}
+        session = None
+        if hs.session is not None:
+            try:
+                restored = await self.hub.load_session(hs.session, identity.user)
+            except RedisError:
+                self.metrics.redis_errors.labels("session_load").inc()
+                restored = None
+            if restored is not None:
+                session = hs.session
+                rooms.update(dict.fromkeys(restored))
+        rooms.update(hs.positions)
+        client = Client(sid, eio_sid, session or secrets.token_urlsafe(18), identity, ip, hold=[])
+        self.hub.clients[sid] = client
+        self.metrics.connects.inc()
+        self.metrics.connections.set(len(self.hub.clients))
+        results: dict[str, Any] = {}
+        for room, pos in rooms.items():
+            try:
+                results[room] = await self.hub.join(client, room, pos)
+                if pos is None:
+                    results[room].update(recovered=False, reason="no offset given for this room")
+            except (BadRequest, Unavailable, RedisError) as e:
+                results[room] = {"recovered": False, "reason": str(e)}
+        asked = bool(rooms) or hs.session is not None
+        recovered = asked and session is not None and all(r.get("recovered") for r in results.values())
+        if hs.session is not None and session is None:
+            results.setdefault("*", {"recovered": False, "reason": "session unknown or expired"})
+        body = {"session": client.session, "pod": self.cfg.pod_name, "recovered": recovered, "rooms": results}
+        # The session event goes first, then everything held meanwhile (replayed, then live).
+        sent_hold = client.hold
+        client.hold = None
+        self.hub.send(client, packet(c.EVENT_SESSION, body))
+        client.hold = sent_hold
+        self.hub.release(client)
+
+    async def on_disconnect(self, sid: str, reason: str) -> None:
+        self._pending.pop(sid, None)
+        client = self.hub.clients.get(sid)
+        label = REASON_LABELS.get(reason, "other")
+        self.metrics.disconnects.labels(label).inc()
+        if reason == self.sio.reason.PING_TIMEOUT:
+            self.metrics.heartbeat_timeouts.inc()
+        if client is not None:
+            log.info("disconnected: %s", reason, extra={"client": client.session, "sid": sid, "reason": label})
+            await self.hub.remove(client, reason)
+        self.metrics.connections.set(len(self.hub.clients))
+
+    def _client(self, sid: str) -> Client:
+        client = self.hub.clients.get(sid)
+        if client is None:
+            raise BadRequest("not connected")
+        return client
+
+    async def _answer(self, what: str, sid: str, coro: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await coro
+            return {"ok": True, **result}
+        except BadRequest as e:
+            self.metrics.rejected.labels(what, "bad_request").inc()
+            return {"ok": False, "error": f"{what}: {e}"}
+        except Unavailable as e:
+            self.metrics.rejected.labels(what, "unavailable").inc()
+            return {"ok": False, "error": f"{what}: {e}", "retry": True}
+        except RedisError as e:
+            self.metrics.redis_errors.labels(what).inc()
+            return {"ok": False, "error": f"{what}: Redis unavailable ({type(e).__name__})", "retry": True}
+
+    async def on_join(self, sid: str, data: Any = None) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            client = self._client(sid)
+            room = room_arg(data)
+            pos = None
+            if isinstance(data, dict) and "epoch" in data:
+                epoch, offset = data.get("epoch"), data.get("offset")
+                if not isinstance(epoch, str) or not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+                    raise BadRequest(
+                        f"epoch={epoch!r}, offset={offset!r}: epoch must be a string, offset an integer >= 0"
+                    )
+                pos = Position(epoch, offset)
+            return await self.hub.join(client, room, pos)
+
+        return await self._answer("join", sid, run())
+
+    async def on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            room = room_arg(data)
+            await self.hub.leave(self._client(sid), room)
+            await self.hub.save_session(self._client(sid))
+            return {"room": room}
+
+        return await self._answer("leave", sid, run())
+
+    async def on_publish(self, sid: str, data: Any = None) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            client = self._client(sid)
+            room = room_arg(data)
+            if not isinstance(data, dict) or "data" not in data:
+                raise BadRequest("publish needs {room, data}")
+            if not (client.identity.may_join(room) and client.identity.may_publish(room)):
+                raise BadRequest(f"room={room!r}: the token does not grant publishing here")
+            epoch, offset = await self.replay.publish(room, dumps(data["data"]))
+            self.metrics.messages_in.labels("client").inc()
+            return {"room": room, "epoch": epoch, "offset": offset}
+
+        return await self._answer("publish", sid, run())
+
+    async def on_presence(self, sid: str, data: Any = None) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            client = self._client(sid)
+            room = room_arg(data)
+            if not client.identity.may_join(room):
+                raise BadRequest(f"room={room!r}: the token does not grant this room")
+            if not self.cfg.presence_enabled:
+                raise BadRequest("presence is disabled (spec.presence.enabled: false)")
+            return {"room": room, "members": await self.hub.presence.members(room)}
+
+        return await self._answer("presence", sid, run())
