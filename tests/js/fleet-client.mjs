@@ -24,6 +24,9 @@ for (let i = 0; i < count; i++) {
                   recovered: 0, unrecovered: 0, pods: [], joinErrors: 0 };
   const socket = io(url, {
     transports,
+    // keep cookies in Node (the browser does it anyway): the load balancer's affinity cookie
+    // holds a polling session on one backend
+    withCredentials: true,
     reconnectionDelay: 200,
     reconnectionDelayMax: 1000,
     // called on every (re)connect: hand back the session and the last offset of each room

@@ -4,9 +4,9 @@
                                           answer after WSFLEET_PRESTOP_SECONDS
     SIGTERM (with or without preStop)  -> unready (if not yet), then:
       announce   every client gets `server_shutdown` {reconnectAfterMs}, its own slot in the window
-      close      at its slot each client is closed at the Engine.IO level (CLOSE packet, then the
-                 transport), in small batches: the client reports "transport close" and reconnects
-                 (a Socket.IO DISCONNECT would make the JS client give up)
+      close      at its slot each client's transport is closed under its Engine.IO session, in small
+                 batches: the client reports "transport close" and reconnects (a Socket.IO
+                 DISCONNECT makes the JS client give up, an Engine.IO CLOSE the Python client)
       done       the last client gone (or the window over): uvicorn's own shutdown runs, exit 0
 
 Slots are spread uniformly at random over the first 80% of WSFLEET_DRAIN_SECONDS, so reconnects
@@ -107,7 +107,7 @@ class Drain:
                 i += 1
             for client in batch:
                 if client.sid in self.hub.clients:
-                    await self.hub.close(client, "server shutdown", announce=True)
+                    await self.hub.close(client, "server shutdown", flush=True)
                     closed += 1
             batches += bool(batch)
             if i < len(plan):
@@ -118,7 +118,7 @@ class Drain:
             await asyncio.sleep(TICK)
         left = len(self.hub.clients)
         for client in list(self.hub.clients.values()):
-            await self.hub.close(client, "server shutdown", announce=False)
+            await self.hub.close(client, "server shutdown", flush=False)
         elapsed = time.monotonic() - began
         self.metrics.drain_seconds.observe(elapsed)
         self._enter("done", seconds=round(elapsed, 3), forced=left)

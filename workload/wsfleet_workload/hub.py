@@ -124,21 +124,31 @@ class Hub:
         self.metrics.messages_out.inc(sent)
         return sent
 
-    async def close(self, client: Client, reason: str, *, announce: bool) -> None:
-        """Close at the Engine.IO level: the client sees "transport close" and reconnects.
+    async def close(self, client: Client, reason: str, *, flush: bool) -> None:
+        """Close the transport under the Engine.IO session, so the client reconnects.
 
-        A Socket.IO DISCONNECT would tell the JS client not to reconnect. With ``announce`` a
-        CLOSE packet goes first (drain); without, the queue is dropped (slow consumer).
+        Neither a Socket.IO DISCONNECT (the JS client gives up: "io server disconnect") nor an
+        Engine.IO CLOSE packet (the Python client gives up) is sent: the WebSocket is closed, the
+        client reports "transport close" and reconnects, bringing its offsets. With ``flush`` the
+        packets already queued (``server_shutdown``, the last messages) go out first; without it
+        they are dropped (a slow consumer recovers them from the stream).
         """
         sock = self.sio.eio.sockets.get(client.eio_sid)
         if sock is None or sock.closed:
             return
-        if not announce:
+        if not flush:
             while not sock.queue.empty():
                 sock.queue.get_nowait()
                 sock.queue.task_done()
-        await sock.close(wait=False, abort=not announce, reason=reason)
-        sock.queue.put_nowait(None)  # ends the websocket writer (which then closes) or the poll
+        elif not sock.upgraded:
+            # long-polling: what is queued leaves with the next GET, and a closed session answers
+            # no GET, so give the queue a moment to go first
+            for _ in range(20):
+                if sock.queue.empty():
+                    break
+                await asyncio.sleep(0.05)
+        await sock.close(wait=False, abort=True, reason=reason)
+        sock.queue.put_nowait(None)  # ends the websocket writer, which then closes, or the poll
 
     async def cut(self, client: Client, reason: str) -> None:
         if client.cut:
@@ -153,7 +163,7 @@ class Hub:
             self.cfg.send_queue_messages,
             extra={"client": client.session, "sid": client.sid},
         )
-        await self.close(client, reason, announce=False)
+        await self.close(client, reason, flush=False)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -21,6 +21,7 @@ from typing import Any
 import socketio
 from redis.exceptions import RedisError
 
+from wsfleet_workload import compat
 from wsfleet_workload import contract as c
 from wsfleet_workload.auth import Authenticator, AuthError, Identity
 from wsfleet_workload.config import Config
@@ -61,6 +62,7 @@ class AsyncServer(socketio.AsyncServer):  # type: ignore[misc]
 
 
 def make_sio(cfg: Config) -> AsyncServer:
+    compat.install()
     return AsyncServer(
         async_mode="asgi",
         ping_interval=cfg.ping_interval,

@@ -4,9 +4,11 @@ handshake `auth` on every reconnect: the Python twin of tests/js/fleet-client.mj
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import defaultdict
 from typing import Any
 
+import aiohttp
 import socketio
 
 from wsfleet_workload import contract as c
@@ -17,7 +19,10 @@ class PyClient:
         self, url: str, rooms: list[str], transports: list[str] | None = None, token: str | None = None
     ) -> None:
         self.url, self.rooms, self.transports, self.token = url, rooms, transports or ["websocket"], token
-        self.sio = socketio.AsyncClient(reconnection_delay=0.2, reconnection_delay_max=1.0)
+        self.sio = socketio.AsyncClient(
+            reconnection_delay=0.2,
+            reconnection_delay_max=1.0,
+        )
         self.session: str | None = None
         self.pos: dict[str, dict[str, Any]] = {}
         self.seqs: dict[str, list[Any]] = defaultdict(list)
@@ -45,6 +50,12 @@ class PyClient:
 
     async def connect(self, url: str | None = None) -> None:
         self.ready.clear()
+        if self.sio.eio.http is None:
+            # One session for the client's life, like a browser's cookie jar. aiohttp refuses
+            # cookies from IP-address hosts unless told otherwise, and the load balancer's
+            # affinity cookie must stick for a polling session.
+            self.sio.eio.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+            self.sio.eio.external_http = True
         await self.sio.connect(url or self.url, transports=self.transports, auth=self.auth, wait_timeout=10)
         await asyncio.wait_for(self.ready.wait(), 10)
 
@@ -82,3 +93,29 @@ class PyClient:
 
     async def close(self) -> None:
         await self.sio.disconnect()
+        if self.sio.eio.http is not None and not self.sio.eio.http.closed:
+            await self.sio.eio.http.close()
+
+
+class LoopThread:
+    """An event loop on a thread, so Python clients live alongside blocking test code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        async def cancel_rest() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.run(cancel_rest())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
