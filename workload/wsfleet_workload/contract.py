@@ -97,3 +97,4 @@ EVENT_MESSAGE: Final = "message"  # {room, epoch, offset, data}
 EVENT_PRESENCE: Final = "presence"  # {room, action: join|leave, client, user}
 EVENT_GAP: Final = "gap"  # {room, epoch, offset, reason}: history could not be filled; resync
 EVENT_SHUTDOWN: Final = "server_shutdown"  # {reconnectAfterMs, pod}
+EVENT_BAD_REQUEST: Final = "bad_request"  # {error, packet}: a packet the server could not decode

@@ -53,6 +53,17 @@ class AsyncServer(socketio.AsyncServer):  # type: ignore[misc]
     """
 
     on_connected: Any = None
+    on_malformed: Any = None
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        # python-socketio logs a traceback for a packet it cannot decode and tells the client
+        # nothing; here the client gets a `bad_request` event naming the problem, and a metric
+        # counts it. The connection stays: one bad packet is not worth a reconnect storm.
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            if self.on_malformed:
+                await self.on_malformed(eio_sid, data, e)
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         await super()._handle_connect(eio_sid, namespace, data)
@@ -88,6 +99,7 @@ class Gateway:
         self.auth = Authenticator(cfg.jwt)
         self._pending: dict[str, tuple[Handshake, Identity, str]] = {}
         sio.on_connected = self.connected
+        sio.on_malformed = self.malformed
         for name in ("connect", "disconnect", "join", "leave", "publish", "presence"):
             sio.on(name, getattr(self, "on_" + name))
 
@@ -146,6 +158,17 @@ class Gateway:
         self.hub.send(client, packet(c.EVENT_SESSION, body))
         client.hold = sent_hold
         self.hub.release(client)
+
+    async def malformed(self, eio_sid: str, data: Any, error: Exception) -> None:
+        head = data[:80] if isinstance(data, str) else f"<{len(data)} bytes>"
+        self.metrics.rejected.labels("packet", "malformed").inc()
+        log.warning(
+            "malformed Socket.IO packet %r: %s: %s", head, type(error).__name__, error, extra={"eio_sid": eio_sid}
+        )
+        sock = self.sio.eio.sockets.get(eio_sid)
+        if sock is not None and not sock.closed:
+            body = {"error": f"malformed Socket.IO packet ({type(error).__name__}: {error})", "packet": head}
+            sock.queue.put_nowait(packet(c.EVENT_BAD_REQUEST, body))
 
     async def on_disconnect(self, sid: str, reason: str) -> None:
         self._pending.pop(sid, None)

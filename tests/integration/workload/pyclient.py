@@ -92,7 +92,7 @@ class PyClient:
         return str(self.sessions[-1]["pod"]) if self.sessions else ""
 
     async def close(self) -> None:
-        await self.sio.disconnect()
+        await self.sio.shutdown()  # disconnects and stops a reconnect loop that may be running
         if self.sio.eio.http is not None and not self.sio.eio.http.closed:
             await self.sio.eio.http.close()
 

@@ -38,7 +38,9 @@ class Publisher(threading.Thread):
         super().__init__(daemon=True)
         self.url, self.stop_flag = url, threading.Event()
         self.sent: dict[str, list[int]] = {r: [] for r in ROOMS}
-        self.failures = 0
+        # A request that failed in flight (the process died under it) may have been published
+        # or not: at-least-once from the publisher's side. Clients may hold these, or not.
+        self.uncertain: dict[str, set[int]] = {r: set() for r in ROOMS}
 
     def run(self) -> None:
         seq = 0
@@ -55,13 +57,13 @@ class Publisher(threading.Thread):
                 if status == 200:
                     self.sent[room].append(seq)
                 else:
-                    self.failures += 1
+                    self.uncertain[room].add(seq)
             time.sleep(0.04)
 
-    def finish(self) -> dict[str, list[int]]:
+    def finish(self) -> Publisher:
         self.stop_flag.set()
         self.join(10)
-        return self.sent
+        return self
 
 
 class Crowd:
@@ -105,8 +107,13 @@ def crowd(tmp_path: Path) -> Iterator[Callable[[str], Crowd]]:
         c_.close()
 
 
-def _check_everyone(sent: dict[str, list[int]], crowd: Crowd, survivor: str) -> dict[str, Any]:
+def _check_everyone(pub: Publisher, crowd: Crowd, survivor: str) -> dict[str, Any]:
     fleets, py = crowd.fleets, crowd.py
+    sent = pub.sent
+
+    def certain(room: str, got: list[int]) -> list[int]:
+        return [s for s in got if s not in pub.uncertain[room]]
+
     stats: dict[str, Any] = {"clients": 0, "reasons": {}, "shutdowns": 0, "dups": 0, "moved": 0, "on_a": []}
     for f in fleets:
         for client in f.summary():
@@ -116,7 +123,7 @@ def _check_everyone(sent: dict[str, list[int]], crowd: Crowd, survivor: str) -> 
             assert client["gaps"] == [], client
             assert client["unrecovered"] == 0, client
             for room in ROOMS:
-                got = client["seqs"].get(room, [])
+                got = certain(room, client["seqs"].get(room, []))
                 # every client joined before publishing began: it must hold the whole sequence, in order
                 missing = sorted(set(sent[room]) - set(got))
                 assert got == sent[room], f"{room}: {len(missing)} lost ({missing[:10]}...), client {client['id']}"
@@ -133,7 +140,7 @@ def _check_everyone(sent: dict[str, list[int]], crowd: Crowd, survivor: str) -> 
         assert p.pod == survivor
         assert p.gaps == []
         for room in ROOMS:
-            assert p.seqs[room] == sent[room], f"python client, {room}"
+            assert certain(room, p.seqs[room]) == sent[room], f"python client, {room}"
         stats["dups"] += p.dups
         stats["shutdowns"] += len(p.shutdowns)
         if p.sessions[0]["pod"] == "a":
@@ -141,15 +148,15 @@ def _check_everyone(sent: dict[str, list[int]], crowd: Crowd, survivor: str) -> 
     return stats
 
 
-def _publish_around(lb: HAProxy, action: Callable[[], None]) -> dict[str, list[int]]:
+def _publish_around(lb: HAProxy, action: Callable[[], None]) -> Publisher:
     pub = Publisher(lb.url)
     pub.start()
     time.sleep(1.0)
     action()
     time.sleep(2.0)
-    sent = pub.finish()
+    pub.finish()
     time.sleep(1.0)  # the last messages reach everyone
-    return sent
+    return pub
 
 
 def test_drain_moves_every_client_without_loss(
@@ -175,8 +182,8 @@ def test_drain_moves_every_client_without_loss(
         observed["exit"] = a.wait(10)
         observed["exit_seconds"] = time.monotonic() - started
 
-    sent = _publish_around(lb, drain)
-    stats = _check_everyone(sent, clients, survivor="b")
+    pub = _publish_around(lb, drain)
+    stats = _check_everyone(pub, clients, survivor="b")
 
     assert observed["ready"][1]["status"] == "draining"
     status, headers, body = observed["handshake"]
@@ -194,7 +201,8 @@ def test_drain_moves_every_client_without_loss(
     assert len(stats["on_a"]) >= on_a - 1
     assert stats["reasons"].get("io server disconnect", 0) == 0, "never a Socket.IO-level disconnect"
     assert stats["reasons"].get("transport close", 0) >= 1
-    assert sum(len(v) for v in sent.values()) > 100
+    assert sum(len(v) for v in pub.sent.values()) > 100
+    assert not any(pub.uncertain.values()), "a drain fails no request"
     log = a.log()
     for phase in ("unready", "announced", "closed", "done"):
         assert f"drain phase {phase}" in log, phase
@@ -212,8 +220,8 @@ def test_crash_clients_recover_through_replay(
         a.signal(signal.SIGKILL)
         a.wait(5)
 
-    sent = _publish_around(lb, crash)
-    stats = _check_everyone(sent, clients, survivor="b")
+    pub = _publish_around(lb, crash)
+    stats = _check_everyone(pub, clients, survivor="b")
     assert stats["moved"] >= 3
     assert b.metric(c.METRIC_REPLAY, result="hit") >= stats["moved"]
     assert b.metric(c.METRIC_REPLAY, result="miss") == 0

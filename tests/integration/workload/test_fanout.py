@@ -113,6 +113,7 @@ def test_a_crashed_pods_members_expire_and_leave_is_announced(workloads: Callabl
         ack = await watcher.call("presence", {"room": "lobby"})
         assert [m["client"] for m in ack["members"]] == [watcher.session]
         await watcher.close()
+        await victim.close()
 
     asyncio.run(scenario())
 

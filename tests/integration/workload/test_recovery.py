@@ -30,6 +30,7 @@ async def _away_and_back(a: Workload, b: Workload, publish: Callable[[], Any], r
     await asyncio.sleep(0.3)
     first.sio.reconnection = False
     await first.sio.eio.disconnect(abort=True)  # the connection drops without a goodbye
+    await first.close()
     await asyncio.sleep(0.3)
     publish()
     back = PyClient(b.url, [room])

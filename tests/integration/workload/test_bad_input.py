@@ -1,0 +1,236 @@
+"""Bad input gets a clear answer; the server stays up and other clients are not affected.
+
+| input                                    | answer                                               |
+|------------------------------------------|------------------------------------------------------|
+| undecodable Socket.IO packets            | `bad_request` event naming the error; connection kept |
+| a frame above maxPayloadBytes            | WebSocket close 1009 "message too big: N bytes, ..." |
+| a bad room name (acked event)            | {"ok": false, "error": "join: room='a b': ..."}      |
+| a bad or missing JWT                     | connect_error naming the problem; metric bad_token   |
+| a room the token does not grant          | join refused naming the room                         |
+| a handshake flood from one IP            | 503 + Retry-After, JSON reason rate_limit_ip         |
+| a client that stops reading              | cut off ("slow consumer"), metric, log line          |
+| publish API: wrong key / bad body / size | 401 / 400 naming the field / 413                     |
+
+After each, a well-behaved client on the same process still gets every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+import socketio
+import websocket
+
+from tests.integration.workload.harness import API_KEY, Workload, http, wait_for
+from tests.integration.workload.pyclient import PyClient
+from wsfleet_workload import contract as c
+
+SECRET = "a-test-signing-key-of-32-bytes-or-more!"
+
+
+def raw_client(w: Workload) -> websocket.WebSocket:
+    """A hand-driven Engine.IO v4 / Socket.IO v5 client: open, CONNECT, read the session event."""
+    ws = websocket.create_connection(f"ws://127.0.0.1:{w.port}{c.SOCKETIO_PATH}?EIO=4&transport=websocket", timeout=5)
+    assert ws.recv().startswith("0{")  # Engine.IO OPEN
+    ws.send("40")  # Socket.IO CONNECT to "/"
+    assert ws.recv().startswith("40{")
+    assert json.loads(ws.recv()[2:])[0] == c.EVENT_SESSION
+    return ws
+
+
+def finish(ws: websocket.WebSocket) -> None:
+    """Close without waiting on a server that may have closed first; always free the socket."""
+    try:
+        ws.close(timeout=1)
+    except (OSError, websocket.WebSocketException):
+        pass
+    finally:
+        ws.shutdown()
+
+
+def ack(ws: websocket.WebSocket, request: str) -> dict[str, Any]:
+    """Send an event with ack id 1 and return the ack, skipping events that arrive meanwhile."""
+    ws.send(request)
+    while True:
+        frame = ws.recv()
+        if frame.startswith("431"):
+            return json.loads(frame[3:])[0]  # type: ignore[no-any-return]
+
+
+def still_serving(w: Workload, room: str = "canary") -> None:
+    async def check() -> None:
+        client = PyClient(w.url, [room])
+        await client.connect()
+        for seq in range(1, 6):
+            w.publish(room, {"seq": seq})
+        for _ in range(30):
+            if len(client.seqs[room]) == 5:
+                break
+            await asyncio.sleep(0.1)
+        assert client.seqs[room] == [1, 2, 3, 4, 5]
+        await client.close()
+
+    assert w.get(c.READY_PATH)[0] == 200
+    asyncio.run(check())
+
+
+@pytest.mark.parametrize(
+    ("packet", "error"),
+    [
+        ('42["join"', "JSONDecodeError"),
+        ("4x", "invalid literal"),
+        ("42{}", "KeyError"),
+        ("49999999999", "Unknown packet type"),
+    ],
+)
+def test_malformed_packets_are_answered(workloads: Callable[..., Workload], packet: str, error: str) -> None:
+    w = workloads("a")
+    ws = raw_client(w)
+    ws.send(packet)
+    reply = ws.recv()
+    assert reply.startswith("42")
+    event, body = json.loads(reply[2:])
+    assert event == c.EVENT_BAD_REQUEST
+    assert error in body["error"]
+    try:
+        assert ack(ws, '421["join",{"room":"ok"}]')["ok"] is True, "the connection is still usable"
+    finally:
+        finish(ws)
+    assert w.metric(c.METRIC_REJECTED, request="packet", reason="malformed") == 1
+    still_serving(w)
+
+
+def test_bad_room_name_is_refused_by_name(workloads: Callable[..., Workload]) -> None:
+    w = workloads("a")
+    ws = raw_client(w)
+    answer = ack(ws, '421["join",{"room":"a b"}]')
+    assert answer["ok"] is False
+    assert "room='a b'" in answer["error"]
+    finish(ws)
+
+
+def test_oversized_frame_closes_with_1009(workloads: Callable[..., Workload]) -> None:
+    w = workloads("a", WSFLEET_MAX_PAYLOAD_BYTES="100000")
+    ws = raw_client(w)
+    ws.send("42" + json.dumps(["publish", {"room": "x", "data": "y" * 200_000}]))
+    opcode, frame = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert int.from_bytes(frame[:2], "big") == 1009
+    assert frame[2:].decode() == "message too big: 200040 bytes, limit 100000"
+    finish(ws)
+    assert w.metric(c.METRIC_REJECTED, request="frame", reason="payload_too_large") == 1
+    assert "message too big: 200040 bytes, limit 100000" in w.log()
+    still_serving(w)
+
+
+def test_publish_api_refuses_bad_requests_by_name(workloads: Callable[..., Workload]) -> None:
+    w = workloads("a", WSFLEET_MAX_PAYLOAD_BYTES="2048")
+    url = w.url + c.PUBLISH_PATH
+    status, _, body = http("POST", url, {"room": "r", "data": 1}, {"Authorization": "Bearer wrong"})
+    assert status == 401
+    assert "API key" in body["error"]
+    status, _, body = http("POST", url, {"room": "no spaces", "data": 1}, {"Authorization": f"Bearer {API_KEY}"})
+    assert status == 400
+    assert "room='no spaces'" in body["error"]
+    status, _, body = http("POST", url, {"room": "r"}, {"Authorization": f"Bearer {API_KEY}"})
+    assert status == 400
+    assert '"data"' in body["error"]
+    status, _, body = http("POST", url, b"{not json", {"Authorization": f"Bearer {API_KEY}"})
+    assert status == 400
+    status, _, body = http("POST", url, {"room": "r", "data": "z" * 4096}, {"Authorization": f"Bearer {API_KEY}"})
+    assert status == 413
+    assert "2048" in body["error"]
+    still_serving(w)
+
+
+def _token(**claims: Any) -> str:
+    return jwt.encode({"exp": int(time.time()) + 300, **claims}, SECRET, algorithm="HS256")
+
+
+def test_jwt_is_checked_and_rooms_follow_the_claims(workloads: Callable[..., Workload]) -> None:
+    w = workloads("a", WSFLEET_JWT_ALGORITHM="HS256", WSFLEET_JWT_KEY=SECRET)
+
+    async def refused(token: str | None) -> str:
+        client = socketio.AsyncClient(reconnection=False)
+        errors: list[Any] = []
+        client.on("connect_error", errors.append)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(
+                w.url, transports=["websocket"], auth={"token": token} if token else {}, wait_timeout=5
+            )
+        await client.eio.disconnect(abort=True)
+        if client.eio.http is not None:
+            await client.eio.http.close()
+        assert errors[0]["data"] == {"reason": "bad_token"}, errors
+        return str(errors[0]["message"])
+
+    async def scenario() -> None:
+        assert "a token is required" in await refused(None)
+        assert "invalid token: Signature verification failed" in await refused(
+            jwt.encode({"exp": int(time.time()) + 60}, "x" * 40, algorithm="HS256")
+        )
+        assert "token expired" in await refused(_token(exp=int(time.time()) - 120))
+        assert "invalid token" in await refused("not-a-jwt")
+        good = PyClient(w.url, [], token=_token(sub="ada", rooms=["chat:*"], publish=["chat:general"]))
+        await good.connect()
+        assert (await good.call("join", {"room": "chat:general"}))["ok"] is True
+        denied = await good.call("join", {"room": "admin"})
+        assert denied["ok"] is False
+        assert "room='admin'" in denied["error"]
+        assert (await good.call("publish", {"room": "chat:general", "data": 1}))["ok"] is True
+        refused_publish = await good.call("publish", {"room": "chat:other", "data": 1})
+        assert refused_publish["ok"] is False
+        members = await good.call("presence", {"room": "chat:general"})
+        assert members["members"][0]["user"] == "ada"
+        await good.close()
+
+    asyncio.run(scenario())
+    assert w.metric(c.METRIC_HANDSHAKE_REJECTIONS, reason="bad_token") == 4
+    assert w.get(c.READY_PATH)[0] == 200
+
+
+def test_handshake_flood_gets_503_with_retry_after(workloads: Callable[..., Workload]) -> None:
+    w = workloads("a", WSFLEET_HANDSHAKES_PER_SECOND_PER_IP="5")
+    answers = [http("GET", w.url + c.SOCKETIO_PATH + "?EIO=4&transport=polling") for _ in range(30)]
+    refused = [a for a in answers if a[0] == 503]
+    assert 15 <= len(refused) <= 25, [a[0] for a in answers]
+    _, headers, body = refused[0]
+    assert {k.lower(): v for k, v in headers.items()}["retry-after"] == "1"
+    assert body["reason"] == "rate_limit_ip"
+    assert "limit 5/s" in body["error"]
+    assert w.metric(c.METRIC_HANDSHAKE_REJECTIONS, reason="rate_limit_ip") == len(refused)
+    time.sleep(1.2)
+    still_serving(w)
+
+
+def test_slow_consumer_is_cut_off_and_others_are_not(workloads: Callable[..., Workload]) -> None:
+    w = workloads("a", WSFLEET_SEND_QUEUE_MESSAGES="20", WSFLEET_REPLAY_MAX_MESSAGES="1000")
+    slow = raw_client(w)
+    assert ack(slow, '421["join",{"room":"flood"}]')["ok"] is True
+    # from here on `slow` reads nothing: the kernel buffers fill, then the server's queue
+
+    async def scenario() -> list[int]:
+        fast = PyClient(w.url, ["flood"])
+        await fast.connect()
+        blob = "x" * 32_000
+        for seq in range(1, 401):  # ~13 MB, far beyond loopback socket buffers
+            await asyncio.to_thread(w.publish, "flood", {"seq": seq, "blob": blob})
+        for _ in range(100):
+            if len(fast.seqs["flood"]) == 400:
+                break
+            await asyncio.sleep(0.1)
+        await fast.close()
+        return fast.seqs["flood"]
+
+    assert asyncio.run(scenario()) == list(range(1, 401)), "the fast client got everything"
+    wait_for(lambda: w.metric(c.METRIC_SLOW_CONSUMERS) == 1, 10, "the slow consumer cut off")
+    assert w.metric(c.METRIC_DISCONNECTS, reason="slow_consumer") == 1
+    assert "cutting off a slow consumer" in w.log()
+    finish(slow)
+    still_serving(w)

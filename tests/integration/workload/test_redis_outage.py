@@ -1,0 +1,76 @@
+"""A Redis restart (no persistence: everything is lost, like a failover to an empty replica).
+
+During the outage readiness and /health/database answer 503 and say why, liveness stays 200,
+publishing answers 503 (API) or a retryable error (client). Afterwards the listener comes back
+by itself, readiness returns, fan-out resumes without a restart, and because the history is
+gone the room's members are told so (`gap`: history lost) before the first new message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from tests.integration.workload.harness import API_KEY, Redis, Workload, http, wait_for
+from tests.integration.workload.pyclient import PyClient
+from wsfleet_workload import contract as c
+
+
+def test_redis_restart_is_reported_and_recovered(workloads: Callable[..., Workload], redis: Redis) -> None:
+    a, b = workloads("a"), workloads("b")
+
+    async def scenario() -> dict[str, float]:
+        on_a, on_b = PyClient(a.url, ["r"]), PyClient(b.url, ["r"])
+        await on_a.connect()
+        await on_b.connect()
+        for seq in (1, 2):
+            b.publish("r", {"seq": seq})
+        await asyncio.sleep(0.3)
+        assert on_a.seqs["r"] == [1, 2]
+
+        redis.stop()
+        down = time.monotonic()
+        await asyncio.to_thread(wait_for, lambda: a.get(c.READY_PATH)[0] == 503, 10, "readiness 503")
+        status, body = a.get(c.READY_PATH)
+        assert body["status"] == "unavailable", body
+        assert "listener" in body["reason"]
+        status, body = a.get(c.DATABASE_PATH)
+        assert status == 503
+        assert body["redis"]["ok"] is False
+        assert body["redis"]["error"], body
+        assert a.get(c.LIVE_PATH)[0] == 200, "liveness never depends on Redis"
+        status, _, body = http(
+            "POST", a.url + c.PUBLISH_PATH, {"room": "r", "data": {"seq": 3}}, {"Authorization": f"Bearer {API_KEY}"}
+        )
+        assert status == 503, body
+        assert "Redis unavailable" in body["error"]
+        ack = await on_b.call("publish", {"room": "r", "data": {"seq": 3}})
+        assert ack["ok"] is False
+        assert ack["retry"] is True
+        assert a.metric(c.METRIC_LISTENER_UP) == 0
+
+        redis.start()
+        up = time.monotonic()
+        await asyncio.to_thread(wait_for, lambda: a.get(c.READY_PATH)[0] == 200, 15, "readiness back")
+        ready_again = time.monotonic()
+        await asyncio.to_thread(wait_for, lambda: b.get(c.READY_PATH)[0] == 200, 15, "readiness back on b")
+        assert a.get(c.READY_PATH)[1]["listener"]["outages"] >= 1
+        assert a.get(c.DATABASE_PATH)[0] == 200
+
+        b.publish("r", {"seq": 4})  # a new epoch: Redis lost the room's history
+        for _ in range(50):
+            if on_a.seqs["r"][-1:] == [4]:
+                break
+            await asyncio.sleep(0.1)
+        assert on_a.seqs["r"] == [1, 2, 4], "fan-out resumed without a restart"
+        assert on_a.gaps, "members are told the history was lost"
+        assert "history lost" in on_a.gaps[0]["reason"]
+        assert on_a.gaps[0]["room"] == "r"
+        assert a.metric(c.METRIC_REDIS_ERRORS) >= 1
+        await on_a.close()
+        await on_b.close()
+        return {"outage": up - down, "back_after_restart": ready_again - up}
+
+    figures = asyncio.run(scenario())
+    assert figures["back_after_restart"] < 10
