@@ -367,6 +367,50 @@ class Publish(_Spec):
     )
 
 
+class Jwt(_Spec):
+    """A JWT in the Socket.IO handshake (``auth.token``), checked by the workload."""
+
+    algorithm: Literal["HS256", "RS256"] = Field(
+        default="HS256", description="HS256 (shared secret, at least 32 bytes) or RS256 (public key, PEM)."
+    )
+    key_secret: SecretKeyRef = Field(description="Secret key holding the HS256 secret or the RS256 public key.")
+    issuer: str | None = Field(default=None, max_length=2048, description="Required iss claim, if set.")
+    audience: str | None = Field(default=None, max_length=2048, description="Required aud claim, if set.")
+    rooms_claim: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
+        default="rooms", description="Claim listing the room patterns (globs) a token may join."
+    )
+
+
+class Auth(_Spec):
+    """Who may connect. Without a JWT every client is anonymous and may use every room."""
+
+    jwt: Jwt | None = Field(default=None, description="Require a JWT in the handshake.")
+
+
+class Limits(_Spec):
+    """Per-pod limits on the workload: reconnect-storm and slow-consumer protection."""
+
+    handshakes_per_second: int = Field(
+        default=200, ge=1, le=1_000_000,
+        description="New connections per second per pod; above it, 503 with Retry-After (the LB retries elsewhere).",
+    )  # fmt: skip
+    handshakes_per_second_per_ip: int = Field(
+        default=20, ge=1, le=1_000_000, description="New connections per second per client IP, per pod."
+    )
+    send_queue_messages: int = Field(
+        default=1000, ge=1, le=1_000_000,
+        description="Packets queued for one client before it is cut off as a slow consumer (it recovers on reconnect).",
+    )  # fmt: skip
+    trusted_proxies: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+        default_factory=lambda: ["*"],
+        max_length=64,
+        description=(
+            "Sources whose X-Forwarded-For names the client IP (IPs, CIDRs, or * for any). Default *: only the "
+            "load balancer reaches the pods; narrow it to the proxies' CIDR if anything else can."
+        ),
+    )
+
+
 class Replay(_Spec):
     """Per-room message history that reconnecting clients recover from."""
 
@@ -479,6 +523,8 @@ class WebSocketServiceSpec(_Spec):
     disruption: Disruption = Field(default_factory=Disruption, description="PodDisruptionBudget.")
     redis: Redis = Field(default_factory=Redis, description="Redis.")
     publish: Publish = Field(default_factory=Publish, description="Publish API.")
+    auth: Auth = Field(default_factory=Auth, description="Client authentication.")
+    limits: Limits = Field(default_factory=Limits, description="Handshake rate and slow-consumer limits.")
     replay: Replay = Field(default_factory=Replay, description="Replay buffer.")
     presence: Presence = Field(default_factory=Presence, description="Presence.")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Monitoring.")

@@ -89,7 +89,7 @@ class Config:
         cfg = cls(
             port=r.int(c.ENV_PORT, d.port, 1, 65535),
             metrics_port=r.int(c.ENV_METRICS_PORT, d.metrics_port, 0, 65535),
-            host=env.get("WSFLEET_HOST", d.host),
+            host=env.get(c.ENV_HOST, d.host),
             ping_interval=r.int(c.ENV_PING_INTERVAL, d.ping_interval, 1, 3600),
             ping_timeout=r.int(c.ENV_PING_TIMEOUT, d.ping_timeout, 1, 3600),
             transports=tuple(transports),  # type: ignore[arg-type]

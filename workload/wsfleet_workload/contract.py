@@ -53,6 +53,9 @@ ENV_MAX_PAYLOAD_BYTES: Final = "WSFLEET_MAX_PAYLOAD_BYTES"
 ENV_HANDSHAKES_PER_SECOND: Final = "WSFLEET_HANDSHAKES_PER_SECOND"  # per pod, all clients
 ENV_HANDSHAKES_PER_SECOND_PER_IP: Final = "WSFLEET_HANDSHAKES_PER_SECOND_PER_IP"
 ENV_SEND_QUEUE_MESSAGES: Final = "WSFLEET_SEND_QUEUE_MESSAGES"  # slow-consumer cutoff
+# Workload-only knobs (the operator does not set them): listen address and log level.
+ENV_HOST: Final = "WSFLEET_HOST"
+ENV_LOG_LEVEL: Final = "WSFLEET_LOG_LEVEL"
 # Prefix of every Redis key and channel; the operator sets wsfleet:<namespace>/<name> so that
 # several fleets can share one Redis.
 ENV_KEY_PREFIX: Final = "WSFLEET_KEY_PREFIX"

@@ -17,6 +17,7 @@ from types import FrameType
 
 import uvicorn
 
+from wsfleet_workload import contract as c
 from wsfleet_workload.app import Workload
 from wsfleet_workload.config import Config, ConfigError
 
@@ -73,7 +74,7 @@ def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
 
 def main(environ: Mapping[str, str] | None = None) -> int:
     logging.basicConfig(
-        level=os.environ.get("WSFLEET_LOG_LEVEL", "INFO"),
+        level=os.environ.get(c.ENV_LOG_LEVEL, "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )

@@ -139,7 +139,8 @@ def parse_auth(auth: object) -> Handshake:
     session = auth.get("session")
     if session is not None and (not isinstance(session, str) or not SESSION_RE.match(session)):
         raise BadRequest(f"auth.session={_short(session)}: expected 16-64 characters of [A-Za-z0-9_-]")
-    rooms = auth.get("rooms") or {}
+    rooms = auth.get("rooms")
+    rooms = {} if rooms is None else rooms
     if not isinstance(rooms, dict):
         raise BadRequest(f"auth.rooms={_short(rooms)}: expected an object of room -> {{epoch, offset}}")
     if len(rooms) > 100:

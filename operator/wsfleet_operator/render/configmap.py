@@ -25,7 +25,26 @@ def data(ctx: Context) -> dict[str, str]:
         c.ENV_PRESENCE_ENABLED: "true" if spec.presence.enabled else "false",
         c.ENV_CORS_ALLOW_ORIGINS: ",".join(spec.load_balancer.cors.allow_origins),
         c.ENV_MAX_PAYLOAD_BYTES: str(spec.max_payload_bytes),
+        # several fleets may share one Redis: keys and channels are per resource
+        c.ENV_KEY_PREFIX: f"wsfleet:{ctx.wss.metadata.namespace}/{ctx.wss.metadata.name}",
+        c.ENV_HANDSHAKES_PER_SECOND: str(spec.limits.handshakes_per_second),
+        c.ENV_HANDSHAKES_PER_SECOND_PER_IP: str(spec.limits.handshakes_per_second_per_ip),
+        c.ENV_SEND_QUEUE_MESSAGES: str(spec.limits.send_queue_messages),
+        c.ENV_TRUSTED_PROXIES: ",".join(spec.limits.trusted_proxies),
+        **_jwt(ctx),
     }
+
+
+def _jwt(ctx: Context) -> dict[str, str]:
+    jwt = ctx.spec.auth.jwt
+    if jwt is None:
+        return {}
+    out = {c.ENV_JWT_ALGORITHM: jwt.algorithm, c.ENV_JWT_ROOMS_CLAIM: jwt.rooms_claim}
+    if jwt.issuer:
+        out[c.ENV_JWT_ISSUER] = jwt.issuer
+    if jwt.audience:
+        out[c.ENV_JWT_AUDIENCE] = jwt.audience
+    return out
 
 
 def checksum(ctx: Context) -> str:

@@ -44,9 +44,12 @@ def _env(ctx: Context) -> list[dict[str, Any]]:
             "valueFrom": {"secretKeyRef": {"name": spec.redis.url_secret.name, "key": spec.redis.url_secret.key}},
         },
     ]
-    key = spec.publish.api_key_secret
-    if key is not None:
-        env.append({"name": c.ENV_PUBLISH_API_KEY, "valueFrom": {"secretKeyRef": {"name": key.name, "key": key.key}}})
+    secrets = [(c.ENV_PUBLISH_API_KEY, spec.publish.api_key_secret)]
+    if spec.auth.jwt is not None:
+        secrets.append((c.ENV_JWT_KEY, spec.auth.jwt.key_secret))
+    for name, ref in secrets:
+        if ref is not None:
+            env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     for e in spec.env:
         env.append(e.model_dump(by_alias=True, exclude_none=True))
     return env

@@ -140,7 +140,7 @@ class Workload:
             c.ENV_DRAIN_SECONDS: "3",
             c.ENV_PRESENCE_TTL: "3",
             c.ENV_KEY_PREFIX: "wsfleet:test",
-            "WSFLEET_HOST": "127.0.0.1",
+            c.ENV_HOST: "127.0.0.1",
             **self.env,
         }
         with open(self.log_path, "ab") as log:
