@@ -58,7 +58,7 @@ def test_issuer_and_audience_are_enforced() -> None:
     assert auth.identify(hs(iss="https://id", aud="chat")).rooms == ()
     with pytest.raises(AuthError, match="Invalid issuer"):
         auth.identify(hs(iss="https://other", aud="chat"))
-    with pytest.raises(AuthError, match="Audience doesn.t match"):
+    with pytest.raises(AuthError, match=r"Audience doesn.t match"):
         auth.identify(hs(iss="https://id", aud="other"))
 
 
