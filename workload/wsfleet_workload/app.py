@@ -173,6 +173,19 @@ class Workload:
         limit = self.cfg.max_payload_bytes
         if scope["type"] == "websocket":
             receive = self._bounded(scope, receive, send, limit)
+        elif scope.get("method") == "POST":
+            # python-engineio reads a whole POST body into memory and trusts Content-Length;
+            # a chunked body has none. Read it here, bounded, and hand it on.
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            body = None if length is not None and int(length) > limit else await _read_body(receive, limit)
+            if body is None:
+                size = f"{int(length)} bytes" if length is not None else f"more than {limit} bytes (chunked)"
+                self.metrics.rejected.labels("post", "payload_too_large").inc()
+                await _json(send, 413, {"error": f"payload too large: {size}, limit {limit}"})
+                return
+            receive = _replay_body(body)
+            if length is None:
+                scope = {**scope, "headers": [*scope.get("headers", []), (b"content-length", str(len(body)).encode())]}
         await self.sio_app(scope, receive, send)
 
     def _gate(self, scope: Scope) -> tuple[str, int, str] | None:
@@ -313,6 +326,19 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+def _replay_body(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 async def _json(send: Send, status: int, body: dict[str, Any], retry_after: int | None = None) -> None:

@@ -17,6 +17,7 @@ After each, a well-behaved client on the same process still gets every message.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import time
 from collections.abc import Callable
@@ -27,7 +28,8 @@ import pytest
 import socketio
 import websocket
 
-from tests.integration.workload.harness import API_KEY, Workload, http, wait_for
+from tests.integration.workload.harness import API_KEY, Workload, wait_for
+from tests.integration.workload.harness import http as http_call
 from tests.integration.workload.pyclient import PyClient
 from wsfleet_workload import contract as c
 
@@ -129,21 +131,39 @@ def test_oversized_frame_closes_with_1009(workloads: Callable[..., Workload]) ->
     still_serving(w)
 
 
+def test_oversized_polling_posts_get_413_without_being_buffered(workloads: Callable[..., Workload]) -> None:
+    w = workloads("a", WSFLEET_MAX_PAYLOAD_BYTES="100000")
+    _, _, body = http_call("GET", w.url + c.SOCKETIO_PATH + "?EIO=4&transport=polling")
+    sid = json.loads(body[1:])["sid"]
+    path = f"{c.SOCKETIO_PATH}?EIO=4&transport=polling&sid={sid}"
+    status, _, answer = http_call("POST", w.url + path, b"4" + b"x" * 200_000)
+    assert status == 413
+    assert answer["error"] == "payload too large: 200001 bytes, limit 100000"
+    conn = http.client.HTTPConnection("127.0.0.1", w.port, timeout=5)
+    conn.request("POST", path, body=iter([b"4" + b"x" * 60_000, b"x" * 60_000]), encode_chunked=True)
+    reply = conn.getresponse()
+    assert reply.status == 413
+    assert json.loads(reply.read())["error"] == "payload too large: more than 100000 bytes (chunked), limit 100000"
+    conn.close()
+    assert w.metric(c.METRIC_REJECTED, request="post", reason="payload_too_large") == 2
+    still_serving(w)
+
+
 def test_publish_api_refuses_bad_requests_by_name(workloads: Callable[..., Workload]) -> None:
     w = workloads("a", WSFLEET_MAX_PAYLOAD_BYTES="2048")
     url = w.url + c.PUBLISH_PATH
-    status, _, body = http("POST", url, {"room": "r", "data": 1}, {"Authorization": "Bearer wrong"})
+    status, _, body = http_call("POST", url, {"room": "r", "data": 1}, {"Authorization": "Bearer wrong"})
     assert status == 401
     assert "API key" in body["error"]
-    status, _, body = http("POST", url, {"room": "no spaces", "data": 1}, {"Authorization": f"Bearer {API_KEY}"})
+    status, _, body = http_call("POST", url, {"room": "no spaces", "data": 1}, {"Authorization": f"Bearer {API_KEY}"})
     assert status == 400
     assert "room='no spaces'" in body["error"]
-    status, _, body = http("POST", url, {"room": "r"}, {"Authorization": f"Bearer {API_KEY}"})
+    status, _, body = http_call("POST", url, {"room": "r"}, {"Authorization": f"Bearer {API_KEY}"})
     assert status == 400
     assert '"data"' in body["error"]
-    status, _, body = http("POST", url, b"{not json", {"Authorization": f"Bearer {API_KEY}"})
+    status, _, body = http_call("POST", url, b"{not json", {"Authorization": f"Bearer {API_KEY}"})
     assert status == 400
-    status, _, body = http("POST", url, {"room": "r", "data": "z" * 4096}, {"Authorization": f"Bearer {API_KEY}"})
+    status, _, body = http_call("POST", url, {"room": "r", "data": "z" * 4096}, {"Authorization": f"Bearer {API_KEY}"})
     assert status == 413
     assert "2048" in body["error"]
     still_serving(w)
@@ -197,7 +217,7 @@ def test_jwt_is_checked_and_rooms_follow_the_claims(workloads: Callable[..., Wor
 
 def test_handshake_flood_gets_503_with_retry_after(workloads: Callable[..., Workload]) -> None:
     w = workloads("a", WSFLEET_HANDSHAKES_PER_SECOND_PER_IP="5")
-    answers = [http("GET", w.url + c.SOCKETIO_PATH + "?EIO=4&transport=polling") for _ in range(30)]
+    answers = [http_call("GET", w.url + c.SOCKETIO_PATH + "?EIO=4&transport=polling") for _ in range(30)]
     refused = [a for a in answers if a[0] == 503]
     assert 15 <= len(refused) <= 25, [a[0] for a in answers]
     _, headers, body = refused[0]

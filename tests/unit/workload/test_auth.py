@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -35,21 +36,22 @@ def test_hs256_claims_grant_rooms_by_glob() -> None:
     assert not who.may_publish("chat:42")
 
 
+# Tokens are made when the test runs (not at collection), so their `exp` is always fresh.
 @pytest.mark.parametrize(
-    ("token", "message"),
+    ("make", "message"),
     [
-        (None, "a token is required"),
-        ("garbage", "invalid token"),
-        (jwt.encode({"exp": int(time.time()) + 60}, "x" * 40, algorithm="HS256"), "Signature verification failed"),
-        (jwt.encode({"exp": int(time.time()) - 100}, SECRET, algorithm="HS256"), "token expired"),
-        (jwt.encode({"sub": "no-exp"}, SECRET, algorithm="HS256"), 'missing the "exp" claim'),
-        (jwt.encode({"exp": int(time.time()) + 60}, SECRET * 2, algorithm="HS512"), "algorithm is not HS256"),
-        (hs(rooms=5), "claim 'rooms' must be a list"),
+        (lambda: None, "a token is required"),
+        (lambda: "garbage", "invalid token"),
+        (lambda: jwt.encode({"exp": int(time.time()) + 60}, "x" * 40, algorithm="HS256"), "Signature verification"),
+        (lambda: jwt.encode({"exp": int(time.time()) - 100}, SECRET, algorithm="HS256"), "token expired"),
+        (lambda: jwt.encode({"sub": "no-exp"}, SECRET, algorithm="HS256"), 'missing the "exp" claim'),
+        (lambda: jwt.encode({"exp": int(time.time()) + 60}, SECRET * 2, algorithm="HS512"), "algorithm is not HS256"),
+        (lambda: hs(rooms=5), "claim 'rooms' must be a list"),
     ],
 )
-def test_refused_tokens_say_why(token: str | None, message: str) -> None:
+def test_refused_tokens_say_why(make: Callable[[], str | None], message: str) -> None:
     with pytest.raises(AuthError) as info:
-        Authenticator(Jwt("HS256", SECRET)).identify(token)
+        Authenticator(Jwt("HS256", SECRET)).identify(make())
     assert message in str(info.value)
 
 
