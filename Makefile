@@ -7,7 +7,9 @@ BIN    := $(VENV)/bin
 # The venv is rebuilt when the pinned dependencies change.
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: demo test lint unit controlplane crd clean
+.PHONY: demo test lint unit controlplane crd clean tools
+# The official JS socket.io-client for the workload tests (test-only), reinstalled when the lock changes.
+JSSTAMP := tests/js/node_modules/.installed-$(shell sha256sum tests/js/package-lock.json | cut -c1-16)
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) and installing pinned dependencies (first run: ~1 minute)"
@@ -35,7 +37,17 @@ unit: $(STAMP)
 controlplane: $(STAMP)
 	@$(BIN)/wsfleet dev-cluster build
 
-test: lint controlplane
+$(JSSTAMP): tests/js/package-lock.json
+	@echo ">> npm ci (tests/js: socket.io-client)"
+	@npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+	@rm -f tests/js/node_modules/.installed-* && touch $@
+
+# redis-server and haproxy come from Debian packages (.ci/run installs them); say so plainly.
+tools:
+	@for t in redis-server haproxy node; do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || \
+	  { echo "missing: $$t (apt-get install redis-server haproxy nodejs npm; .ci/run does this)"; exit 1; }; done
+
+test: lint controlplane tools $(JSSTAMP)
 	$(BIN)/pytest tests
 
 crd: $(STAMP)

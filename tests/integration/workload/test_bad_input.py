@@ -7,6 +7,7 @@
 | a bad room name (acked event)            | {"ok": false, "error": "join: room='a b': ..."}      |
 | a bad or missing JWT                     | connect_error naming the problem; metric bad_token   |
 | a room the token does not grant          | join refused naming the room                         |
+| an Origin not in the CORS allow-list    | 400 "<origin> is not an accepted origin."             |
 | a handshake flood from one IP            | 503 + Retry-After, JSON reason rate_limit_ip         |
 | a client that stops reading              | cut off ("slow consumer"), metric, log line          |
 | publish API: wrong key / bad body / size | 401 / 400 naming the field / 413                     |
@@ -146,6 +147,18 @@ def test_oversized_polling_posts_get_413_without_being_buffered(workloads: Calla
     assert json.loads(reply.read())["error"] == "payload too large: more than 100000 bytes (chunked), limit 100000"
     conn.close()
     assert w.metric(c.METRIC_REJECTED, request="post", reason="payload_too_large") == 2
+    still_serving(w)
+
+
+def test_cors_allow_list(workloads: Callable[..., Workload]) -> None:
+    w = workloads("a", WSFLEET_CORS_ALLOW_ORIGINS="https://app.example")
+    handshake = w.url + c.SOCKETIO_PATH + "?EIO=4&transport=polling"
+    status, headers, _ = http_call("GET", handshake, headers={"Origin": "https://app.example"})
+    assert status == 200
+    assert {k.lower(): v for k, v in headers.items()}["access-control-allow-origin"] == "https://app.example"
+    status, _, body = http_call("GET", handshake, headers={"Origin": "https://evil.example"})
+    assert status == 400
+    assert body == "https://evil.example is not an accepted origin."
     still_serving(w)
 
 

@@ -4,7 +4,8 @@ Two workload processes behind HAProxy (readiness checks every 200 ms, 503 handsh
 the other server). JS clients (websocket and polling) and Python clients join two rooms; a
 publisher sends sequenced messages through the load balancer the whole time.
 
-- drain: the kubelet's sequence (GET /lifecycle/prestop, then SIGTERM). Readiness and new
+- drain: the kubelet's sequence (GET /lifecycle/prestop, then SIGTERM), and a bare SIGTERM
+  (an image run without the hook, or `kill`). Readiness and new
   handshakes answer 503 at once; every client of the drained process gets `server_shutdown`,
   is closed at the Engine.IO level ("transport close", never "io server disconnect"), lands on
   the other process and recovers; the process exits 0 within preStop + drain + buffer.
@@ -159,8 +160,9 @@ def _publish_around(lb: HAProxy, action: Callable[[], None]) -> Publisher:
     return pub
 
 
+@pytest.mark.parametrize("prestop", [True, False], ids=["prestop-then-sigterm", "bare-sigterm"])
 def test_drain_moves_every_client_without_loss(
-    workloads: Callable[..., Workload], haproxy: Callable[..., HAProxy], crowd: Callable[[str], Crowd]
+    workloads: Callable[..., Workload], haproxy: Callable[..., HAProxy], crowd: Callable[[str], Crowd], prestop: bool
 ) -> None:
     a, b = workloads("a"), workloads("b")
     lb = haproxy([a, b])
@@ -170,15 +172,20 @@ def test_drain_moves_every_client_without_loss(
     observed: dict[str, Any] = {}
 
     def drain() -> None:
+        # the kubelet's order: the preStop hook, and SIGTERM once it has answered
         started = time.monotonic()
-        prestop = threading.Thread(target=lambda: observed.update(prestop=http("GET", a.url + c.PRESTOP_PATH)))
-        prestop.start()
+        hook = threading.Thread(target=lambda: observed.update(prestop=http("GET", a.url + c.PRESTOP_PATH)))
+        if prestop:
+            hook.start()
+        else:
+            a.signal(signal.SIGTERM)
         wait_for(lambda: a.get(c.READY_PATH)[0] == 503, 2, "readiness 503 at once")
         observed["ready"] = a.get(c.READY_PATH)
         observed["handshake"] = http("GET", a.url + c.SOCKETIO_PATH + "?EIO=4&transport=polling")
-        prestop.join(10)
-        observed["prestop_seconds"] = time.monotonic() - started
-        a.signal(signal.SIGTERM)
+        if prestop:
+            hook.join(10)
+            observed["prestop_seconds"] = time.monotonic() - started
+            a.signal(signal.SIGTERM)
         observed["exit"] = a.wait(10)
         observed["exit_seconds"] = time.monotonic() - started
 
@@ -190,8 +197,9 @@ def test_drain_moves_every_client_without_loss(
     assert status == 503, "a new handshake on a draining pod is refused so the LB retries elsewhere"
     assert headers.get("retry-after") == "1" or headers.get("Retry-After") == "1"
     assert body["reason"] == "draining"
-    assert observed["prestop"][0] == 200
-    assert observed["prestop_seconds"] >= 1.0, "preStop answers after WSFLEET_PRESTOP_SECONDS"
+    if prestop:
+        assert observed["prestop"][0] == 200
+        assert observed["prestop_seconds"] >= 1.0, "preStop answers after WSFLEET_PRESTOP_SECONDS"
     assert observed["exit"] == 0, "exit 0"
     assert observed["exit_seconds"] < 1 + 3 + 2, "within preStop + drain + buffer"
     # Every WebSocket client of `a` was told. A long-polling session may already have moved
