@@ -140,23 +140,27 @@ class Gateway:
         self.metrics.connects.inc()
         self.metrics.connections.set(len(self.hub.clients))
         results: dict[str, Any] = {}
-        for room, pos in rooms.items():
-            try:
-                results[room] = await self.hub.join(client, room, pos)
-                if pos is None:
-                    results[room].update(recovered=False, reason="no offset given for this room")
-            except (BadRequest, Unavailable, RedisError) as e:
-                results[room] = {"recovered": False, "reason": str(e)}
+        try:
+            for room, pos in rooms.items():
+                try:
+                    results[room] = await self.hub.join(client, room, pos)
+                    if pos is None:
+                        results[room].update(recovered=False, reason="no offset given for this room")
+                except (BadRequest, Unavailable, RedisError) as e:
+                    results[room] = {"recovered": False, "reason": str(e)}
+        finally:
+            if sid not in self.hub.clients:  # gone while we joined: undo, or its rooms keep a ghost
+                for room in list(client.rooms):
+                    await self.hub.leave(client, room, announce=False)
         asked = bool(rooms) or hs.session is not None
         recovered = asked and session is not None and all(r.get("recovered") for r in results.values())
         if hs.session is not None and session is None:
             results.setdefault("*", {"recovered": False, "reason": "session unknown or expired"})
         body = {"session": client.session, "pod": self.cfg.pod_name, "recovered": recovered, "rooms": results}
         # The session event goes first, then everything held meanwhile (replayed, then live).
-        sent_hold = client.hold
-        client.hold = None
+        held, client.hold = client.hold, None
         self.hub.send(client, packet(c.EVENT_SESSION, body))
-        client.hold = sent_hold
+        client.hold = held
         self.hub.release(client)
 
     async def malformed(self, eio_sid: str, data: Any, error: Exception) -> None:
