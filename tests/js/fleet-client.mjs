@@ -21,7 +21,8 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 const clients = [];
 for (let i = 0; i < count; i++) {
   const state = { id: i, session: null, pos: {}, seqs: {}, dups: 0, gaps: [], reasons: {}, connects: 0, shutdowns: 0,
-                  recovered: 0, unrecovered: 0, pods: [], joinErrors: 0 };
+                  recovered: 0, unrecovered: 0, pods: [], joinErrors: 0,
+                  connectErrors: 0, reconnectMs: [], dropAt: null };
   const socket = io(url, {
     transports,
     // keep cookies in Node (the browser does it anyway): the load balancer's affinity cookie
@@ -34,6 +35,7 @@ for (let i = 0; i < count; i++) {
   });
   socket.on("session", async (s) => {
     state.connects++;
+    if (state.dropAt !== null) { state.reconnectMs.push(Date.now() - state.dropAt); state.dropAt = null; }
     state.session = s.session;
     state.pods.push(s.pod);
     for (const [room, r] of Object.entries(s.rooms)) {
@@ -60,8 +62,14 @@ for (let i = 0; i < count; i++) {
   });
   socket.on("gap", (g) => { state.gaps.push([g.room, g.reason]); out({ ev: "gap", id: i, ...g }); });
   socket.on("server_shutdown", (s) => { state.shutdowns++; });
-  socket.on("disconnect", (reason) => { state.reasons[reason] = (state.reasons[reason] ?? 0) + 1; });
-  socket.on("connect_error", (e) => { out({ ev: "connect_error", id: i, message: e.message, data: e.data ?? null }); });
+  socket.on("disconnect", (reason) => {
+    state.reasons[reason] = (state.reasons[reason] ?? 0) + 1;
+    state.dropAt = Date.now();  // reconnect time: from here to the next session event
+  });
+  socket.on("connect_error", (e) => {
+    state.connectErrors++;
+    out({ ev: "connect_error", id: i, message: e.message, data: e.data ?? null });
+  });
   clients.push({ socket, state });
 }
 

@@ -98,6 +98,8 @@ class Drain:
             self.hub.send(client, packet(c.EVENT_SHUTDOWN, {"reconnectAfterMs": int(slot * 1000), "pod": self.pod}))
         self._enter("announced", clients=len(plan), window_seconds=round(window, 3))
         closed = batches = 0
+        closing: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
         i = 0
         while i < len(plan):
             due = time.monotonic() - began
@@ -107,11 +109,15 @@ class Drain:
                 i += 1
             for client in batch:
                 if client.sid in self.hub.clients:
-                    await self.hub.close(client, "server shutdown", flush=True)
+                    # not awaited one by one: a polling session the LB has already moved away
+                    # never polls again, and its close waits for a flush that never comes
+                    closing.append(loop.create_task(self.hub.close(client, "server shutdown", flush=True)))
                     closed += 1
             batches += bool(batch)
             if i < len(plan):
                 await asyncio.sleep(max(0.0, min(TICK, plan[i][0] - (time.monotonic() - began))))
+        if closing:
+            await asyncio.wait(closing, timeout=max(0.1, began + self.drain_seconds - time.monotonic()))
         self._enter("closed", closed=closed, batches=batches)
         deadline = began + self.drain_seconds
         while self.hub.clients and time.monotonic() < deadline:

@@ -142,8 +142,8 @@ class Hub:
                 sock.queue.task_done()
         elif not sock.upgraded:
             # long-polling: what is queued leaves with the next GET, and a closed session answers
-            # no GET, so give the queue a moment to go first
-            for _ in range(20):
+            # no GET, so give the queue a moment (0.5 s) to go first
+            for _ in range(10):
                 if sock.queue.empty():
                     break
                 await asyncio.sleep(0.05)

@@ -106,6 +106,10 @@ class Replay:
         trimmed (by count or age): the caller must say so, never leave a silent gap.
         """
         head = await self.head(room)
+        if head is not None and pos.epoch == "" and pos.offset == 0:
+            # The client joined before the room had any history and has seen nothing since: the
+            # current epoch began after it joined, so everything in it is what it missed.
+            pos = Position(head.epoch, 0)
         if head is None:
             # No history at all: nothing was published since the meta expired (a day), or Redis
             # lost it. Only an offset of 0 can be sure it missed nothing.

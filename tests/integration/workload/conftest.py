@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.workload.harness import HAProxy, Redis, Workload
+from tests.support.processes import HAProxy, Redis, Workload
 
 
 @pytest.fixture

@@ -29,9 +29,9 @@ import pytest
 import socketio
 import websocket
 
-from tests.integration.workload.harness import API_KEY, Workload, wait_for
-from tests.integration.workload.harness import http as http_call
-from tests.integration.workload.pyclient import PyClient
+from tests.support.processes import API_KEY, Workload, wait_for
+from tests.support.processes import http as http_call
+from tests.support.pyclient import PyClient
 from wsfleet_workload import contract as c
 
 SECRET = "a-test-signing-key-of-32-bytes-or-more!"

@@ -25,139 +25,32 @@ from typing import Any
 
 import pytest
 
-from tests.integration.workload.harness import API_KEY, HAProxy, JsFleet, Workload, http, wait_for
-from tests.integration.workload.pyclient import LoopThread, PyClient
+from tests.support.crowd import Crowd, Publisher, publish_during, verify
+from tests.support.processes import HAProxy, Workload, http, wait_for
 from wsfleet_workload import contract as c
 
 ROOMS = ["r1", "r2"]
 
 
-class Publisher(threading.Thread):
-    """Sequenced messages to each room through the load balancer, ~25/s; keeps what was accepted."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url, self.stop_flag = url, threading.Event()
-        self.sent: dict[str, list[int]] = {r: [] for r in ROOMS}
-        # A request that failed in flight (the process died under it) may have been published
-        # or not: at-least-once from the publisher's side. Clients may hold these, or not.
-        self.uncertain: dict[str, set[int]] = {r: set() for r in ROOMS}
-
-    def run(self) -> None:
-        seq = 0
-        while not self.stop_flag.is_set():
-            seq += 1
-            for room in ROOMS:
-                status, _, _ = http(
-                    "POST",
-                    self.url + c.PUBLISH_PATH,
-                    {"room": room, "data": {"seq": seq}},
-                    {"Authorization": f"Bearer {API_KEY}"},
-                    timeout=5,
-                )
-                if status == 200:
-                    self.sent[room].append(seq)
-                else:
-                    self.uncertain[room].add(seq)
-            time.sleep(0.04)
-
-    def finish(self) -> Publisher:
-        self.stop_flag.set()
-        self.join(10)
-        return self
-
-
-class Crowd:
-    """JS clients (websocket, and polling upgrading to websocket) and Python clients (websocket,
-    and polling only), all through the load balancer, all in ROOMS."""
-
-    def __init__(self) -> None:
-        self.loop = LoopThread()
-        self.fleets: list[JsFleet] = []
-        self.py: list[PyClient] = []
-
-    def start(self, tmp_path: Path, url: str) -> Crowd:
-        self.fleets.append(JsFleet(tmp_path, url, 12, ROOMS, "websocket"))
-        self.fleets.append(JsFleet(tmp_path, url, 6, ROOMS, "polling,websocket"))
-        for transports in (["websocket"], ["websocket"], ["websocket"], ["polling"]):
-            client = PyClient(url, ROOMS, transports=transports)
-            self.py.append(client)
-            self.loop.run(client.connect())
-        for f in self.fleets:
-            f.wait_ready()
-        return self
-
-    def close(self) -> None:
-        for f in self.fleets:
-            f.stop()
-        for p in self.py:
-            self.loop.run(p.close())
-        self.loop.close()
-
-
 @pytest.fixture
 def crowd(tmp_path: Path) -> Iterator[Callable[[str], Crowd]]:
+    """JS clients (websocket, and polling upgrading to websocket) and Python clients (websocket,
+    and polling only), all through the load balancer, all in ROOMS."""
     made: list[Crowd] = []
 
     def make(url: str) -> Crowd:
-        made.append(Crowd())
-        return made[-1].start(tmp_path, url)
+        made.append(Crowd(url, tmp_path))
+        made[-1].js(12, ROOMS, "websocket").js(6, ROOMS, "polling,websocket")
+        made[-1].python(ROOMS, "websocket", count=3).python(ROOMS, "polling")
+        return made[-1].wait_ready()
 
     yield make
     for c_ in made:
         c_.close()
 
 
-def _check_everyone(pub: Publisher, crowd: Crowd, survivor: str) -> dict[str, Any]:
-    fleets, py = crowd.fleets, crowd.py
-    sent = pub.sent
-
-    def certain(room: str, got: list[int]) -> list[int]:
-        return [s for s in got if s not in pub.uncertain[room]]
-
-    stats: dict[str, Any] = {"clients": 0, "reasons": {}, "shutdowns": 0, "dups": 0, "moved": 0, "on_a": []}
-    for f in fleets:
-        for client in f.summary():
-            stats["clients"] += 1
-            assert client["connected"], client
-            assert client["pods"][-1] == survivor, client
-            assert client["gaps"] == [], client
-            assert client["unrecovered"] == 0, client
-            for room in ROOMS:
-                got = certain(room, client["seqs"].get(room, []))
-                # every client joined before publishing began: it must hold the whole sequence, in order
-                missing = sorted(set(sent[room]) - set(got))
-                assert got == sent[room], f"{room}: {len(missing)} lost ({missing[:10]}...), client {client['id']}"
-            for reason, n in client["reasons"].items():
-                stats["reasons"][reason] = stats["reasons"].get(reason, 0) + n
-            stats["shutdowns"] += client["shutdowns"]
-            if client["pods"][0] == "a":
-                stats["on_a"].append(("websocket", client["shutdowns"]))
-            stats["dups"] += client["dups"]
-            stats["moved"] += len(set(client["pods"])) > 1
-    for p in py:
-        stats["clients"] += 1
-        assert p.sio.connected, (p.transports, p.reasons, p.sessions)
-        assert p.pod == survivor
-        assert p.gaps == []
-        for room in ROOMS:
-            assert certain(room, p.seqs[room]) == sent[room], f"python client, {room}"
-        stats["dups"] += p.dups
-        stats["shutdowns"] += len(p.shutdowns)
-        if p.sessions[0]["pod"] == "a":
-            stats["on_a"].append((p.transports[0], len(p.shutdowns)))
-    return stats
-
-
 def _publish_around(lb: HAProxy, action: Callable[[], None]) -> Publisher:
-    pub = Publisher(lb.url)
-    pub.start()
-    time.sleep(1.0)
-    action()
-    time.sleep(2.0)
-    pub.finish()
-    time.sleep(1.0)  # the last messages reach everyone
-    return pub
+    return publish_during(lb.url, ROOMS, action)
 
 
 @pytest.mark.parametrize("prestop", [True, False], ids=["prestop-then-sigterm", "bare-sigterm"])
@@ -190,7 +83,8 @@ def test_drain_moves_every_client_without_loss(
         observed["exit_seconds"] = time.monotonic() - started
 
     pub = _publish_around(lb, drain)
-    stats = _check_everyone(pub, clients, survivor="b")
+    seen = clients.seen()
+    stats = verify(pub, seen, gone={"a"})
 
     assert observed["ready"][1]["status"] == "draining"
     status, headers, body = observed["handshake"]
@@ -204,12 +98,14 @@ def test_drain_moves_every_client_without_loss(
     assert observed["exit_seconds"] < 1 + 3 + 2, "within preStop + drain + buffer"
     # Every WebSocket client of `a` was told. A long-polling session may already have moved
     # during preStop: once `a` is unready the LB sends its next request elsewhere.
-    untold = [x for x in stats["on_a"] if x[0] == "websocket" and not x[1]]
+    on_a_seen = [s for s in seen if s.pods[0] == "a"]
+    untold = [s.kind for s in on_a_seen if not s.kind.endswith("polling") and not s.shutdowns]
     assert not untold, f"clients of the drained process without server_shutdown: {untold}"
-    assert len(stats["on_a"]) >= on_a - 1
+    assert len(on_a_seen) >= on_a - 1
     assert stats["reasons"].get("io server disconnect", 0) == 0, "never a Socket.IO-level disconnect"
+    assert stats["lost"] == 0
     assert stats["reasons"].get("transport close", 0) >= 1
-    assert sum(len(v) for v in pub.sent.values()) > 100
+    assert stats["messages"] > 100
     assert not any(pub.uncertain.values()), "a drain fails no request"
     log = a.log()
     for phase in ("unready", "announced", "closed", "done"):
@@ -229,7 +125,7 @@ def test_crash_clients_recover_through_replay(
         a.wait(5)
 
     pub = _publish_around(lb, crash)
-    stats = _check_everyone(pub, clients, survivor="b")
+    stats = verify(pub, clients.seen(), gone={"a"})
     assert stats["moved"] >= 3
     assert b.metric(c.METRIC_REPLAY, result="hit") >= stats["moved"]
     assert b.metric(c.METRIC_REPLAY, result="miss") == 0

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.workload.harness import JsFleet, Workload, wait_for
-from tests.integration.workload.pyclient import PyClient
+from tests.support.processes import JsFleet, Workload, wait_for
+from tests.support.pyclient import PyClient
 from wsfleet_workload import contract as c
 
 

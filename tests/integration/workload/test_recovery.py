@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.workload.harness import Redis, Workload
-from tests.integration.workload.pyclient import PyClient
+from tests.support.processes import Redis, Workload
+from tests.support.pyclient import PyClient
 from wsfleet_workload import contract as c
 
 
@@ -125,3 +125,27 @@ def test_epoch_change_is_not_recovered(workloads: Callable[..., Workload], redis
     room = client.sessions[-1]["rooms"]["r"]
     assert room["recovered"] is False
     assert "history lost" in room["reason"] or "epoch changed" in room["reason"], room
+
+
+def test_a_client_that_joined_an_empty_room_recovers_its_first_messages(workloads: Callable[..., Workload]) -> None:
+    a, b = workloads("a"), workloads("b")
+
+    async def scenario() -> PyClient:
+        first = PyClient(a.url, ["fresh"])
+        await first.connect()
+        assert first.pos["fresh"] == {"epoch": "", "offset": 0}, "no history yet"
+        first.sio.reconnection = False
+        await first.sio.eio.disconnect(abort=True)
+        await first.close()
+        for seq in (1, 2, 3):
+            b.publish("fresh", {"seq": seq})  # the room's first epoch begins while the client is away
+        back = PyClient(b.url, ["fresh"])
+        back.session, back.pos = first.session, dict(first.pos)
+        await back.connect()
+        await asyncio.sleep(0.3)
+        await back.close()
+        return back
+
+    back = asyncio.run(scenario())
+    assert back.sessions[-1]["rooms"]["fresh"]["recovered"] is True
+    assert back.seqs["fresh"] == [1, 2, 3]

@@ -12,8 +12,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from tests.integration.workload.harness import API_KEY, Redis, Workload, http, wait_for
-from tests.integration.workload.pyclient import PyClient
+from tests.support.processes import API_KEY, Redis, Workload, http, wait_for
+from tests.support.pyclient import PyClient
 from wsfleet_workload import contract as c
 
 

@@ -114,6 +114,8 @@ class Workload:
     redis_url: str
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
+    # The rendered ConfigMap (e2e); without it, the time-scaled defaults below.
+    base_env: dict[str, str] | None = None
     port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -127,19 +129,23 @@ class Workload:
         return self.workdir / f"workload-{self.name}.log"
 
     def start(self, wait_ready: bool = True) -> Workload:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            c.ENV_PORT: str(self.port),
-            c.ENV_METRICS_PORT: str(self.metrics_port),
-            c.ENV_REDIS_URL: self.redis_url,
-            c.ENV_POD_NAME: self.name,
-            c.ENV_PUBLISH_API_KEY: API_KEY,
+        defaults = {
             c.ENV_PING_INTERVAL: "2",
             c.ENV_PING_TIMEOUT: "2",
             c.ENV_PRESTOP_SECONDS: "1",
             c.ENV_DRAIN_SECONDS: "3",
             c.ENV_PRESENCE_TTL: "3",
             c.ENV_KEY_PREFIX: "wsfleet:test",
+        }
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            **(defaults if self.base_env is None else self.base_env),
+            # what differs per pod: its address (here a port), its name, its secrets
+            c.ENV_PORT: str(self.port),
+            c.ENV_METRICS_PORT: str(self.metrics_port),
+            c.ENV_REDIS_URL: self.redis_url,
+            c.ENV_POD_NAME: self.name,
+            c.ENV_PUBLISH_API_KEY: API_KEY,
             c.ENV_HOST: "127.0.0.1",
             **self.env,
         }
@@ -200,9 +206,18 @@ class HAProxy:
     """HAProxy from Debian in front of workload processes: round robin, readiness health checks
     every 200 ms, and a handshake refused with 503 (a draining pod) retried on another server."""
 
-    def __init__(self, workdir: Path, backends: list[Workload], *, idle_timeout: str = "30s") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        backends: list[Workload],
+        *,
+        idle_timeout: str = "30s",
+        config: str | None = None,
+        port: int | None = None,
+    ) -> None:
         self.workdir, self.backends, self.idle_timeout = workdir, backends, idle_timeout
-        self.port = free_port()
+        self.port = port or free_port()
+        self.rendered = config  # a configuration rendered elsewhere (wsfleet_operator.lbconf), used as is
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -210,6 +225,8 @@ class HAProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def config(self) -> str:
+        if self.rendered is not None:
+            return self.rendered
         servers = "\n".join(
             f"    server {w.name} 127.0.0.1:{w.port} check inter 200ms fall 1 rise 2 cookie {w.name}"
             for w in self.backends
@@ -247,8 +264,12 @@ backend workloads
         assert check.returncode == 0, check.stdout + check.stderr
         with open(self.workdir / f"haproxy-{self.port}.log", "ab") as log:
             self.proc = subprocess.Popen([exe, "-db", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-        wait_for(lambda: http("GET", self.url + c.LIVE_PATH, timeout=2)[0] == 200, 10, "haproxy")
+        wait_for(lambda: _tcp_ok(self.port), 10, "haproxy listening")
         return self
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"haproxy-{self.port}.log"
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

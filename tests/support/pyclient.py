@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -33,6 +34,9 @@ class PyClient:
         self.shutdowns: list[dict[str, Any]] = []
         self.reasons: list[str] = []
         self.dups = 0
+        self.reconnect_ms: list[float] = []
+        self.connect_errors: list[Any] = []
+        self._dropped_at: float | None = None
         self.ready = asyncio.Event()
         s = self.sio
         s.on(c.EVENT_SESSION, self._on_session)
@@ -40,7 +44,8 @@ class PyClient:
         s.on(c.EVENT_PRESENCE, self.presence.append)
         s.on(c.EVENT_GAP, self.gaps.append)
         s.on(c.EVENT_SHUTDOWN, self.shutdowns.append)
-        s.on("disconnect", lambda reason=None: self.reasons.append(str(reason)))
+        s.on("disconnect", self._on_disconnect)
+        s.on("connect_error", self.connect_errors.append)
 
     def auth(self) -> dict[str, Any]:
         out: dict[str, Any] = {"token": self.token} if self.token else {}
@@ -59,7 +64,14 @@ class PyClient:
         await self.sio.connect(url or self.url, transports=self.transports, auth=self.auth, wait_timeout=10)
         await asyncio.wait_for(self.ready.wait(), 10)
 
+    def _on_disconnect(self, reason: Any = None) -> None:
+        self.reasons.append(str(reason))
+        self._dropped_at = time.monotonic()
+
     async def _on_session(self, s: dict[str, Any]) -> None:
+        if self._dropped_at is not None:
+            self.reconnect_ms.append((time.monotonic() - self._dropped_at) * 1000)
+            self._dropped_at = None
         self.sessions.append(s)
         self.session = s["session"]
         for room, r in s["rooms"].items():

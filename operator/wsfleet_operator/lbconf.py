@@ -1,0 +1,63 @@
+"""HAProxy configuration for a fleet, from the same spec and the same timeout code as the
+operator's load-balancer objects.
+
+For `loadBalancer.provider: none` (bring your own load balancer) and for the end-to-end tests,
+which put a real HAProxy in front of workload processes: the idle timeout is the derived one
+(I1), affinity is the spec's cookie (name, TTL) or the client IP, and health checks hit the
+readiness endpoint with the readiness probe's period and failure threshold, so HAProxy drops a
+draining pod as fast as Kubernetes endpoints would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wsfleet_operator.model import WebSocketServiceSpec
+from wsfleet_operator.timeouts import derive
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    host: str
+    port: int
+
+
+def haproxy(spec: WebSocketServiceSpec, backends: list[Backend], *, bind: str = "127.0.0.1:8080") -> str:
+    t = derive(spec)
+    readiness = spec.probes.readiness
+    affinity = spec.affinity
+    balance = "source" if affinity.mode == "clientIP" else "roundrobin"
+    cookie = ""
+    if affinity.mode == "cookie":
+        cookie = f"    cookie {affinity.cookie_name} insert indirect nocache httponly maxlife {affinity.ttl}s\n"
+    servers = "".join(
+        f"    server {b.name} {b.host}:{b.port}{f' cookie {b.name}' if cookie else ''}\n" for b in backends
+    )
+    return f"""# Rendered by wsfleet from the WebSocketService spec: idle timeout {t.idle}s = heartbeat window
+# {t.window}s ({t.interval}s + {t.timeout}s) + margin {t.margin}s (I1); health checks follow the readiness probe.
+global
+    log stdout format raw local0 info
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 5s
+    # an idle WebSocket (tunnel) or long-poll lives until the idle timeout: Engine.IO pings every {t.interval}s
+    timeout client {t.idle}s
+    timeout server {t.idle}s
+    timeout tunnel {t.idle}s
+    timeout client-fin 5s
+    # a handshake refused by a draining pod (503) or a pod gone mid-connect is retried on another
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response 503
+frontend websocket
+    bind {bind}
+    default_backend fleet
+backend fleet
+    balance {balance}
+{cookie}    option httpchk GET {readiness.path}
+    http-check expect status 200
+    default-server check inter {readiness.period}s fall {readiness.failure_threshold} rise 1
+{servers}"""

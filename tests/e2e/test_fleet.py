@@ -1,0 +1,86 @@
+"""The promises, with real processes: no message lost in a rolling restart, a crash or a zone
+loss, behind a real HAProxy configured from the spec.
+
+| scenario        | clients                                   | event                              | asserted                                  |
+|-----------------|-------------------------------------------|------------------------------------|-------------------------------------------|
+| rolling restart | 1000: JS websocket + polling, Python both | every pod replaced on the timeline | 0 lost, in order, 0 failed reconnects, exit 0 within grace |
+| crash           | 300                                       | kill -9 one pod                    | 0 lost; its clients recover by replay     |
+| zone loss       | 300 over 6 pods in zones a, b, c          | kill -9 both pods of zone a        | 0 lost; churn of the other zones < 5%     |
+
+Figures (lost, duplicates, reconnect p50/p99, churn, drain time per pod) go to
+$WSFLEET_E2E_REPORT when it is set; docs/fleet.md holds a run's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.e2e.fleet import Fleet
+from tests.support.crowd import Crowd, Publisher, publish_during, report, verify
+
+ROOMS = ["r0", "r1", "r2", "r3"]
+
+
+def _crowd(make: Callable[[str], Crowd], url: str, scale: int) -> Crowd:
+    """`scale` clients in all: 80% JS (three websocket groups, one polling-first), 20% Python."""
+    crowd = make(url)
+    js, py = scale * 8 // 10, scale - scale * 8 // 10
+    for i in range(3):
+        crowd.js(js * 9 // 40, [ROOMS[i], ROOMS[i + 1]], "websocket")
+    crowd.js(js - 3 * (js * 9 // 40), [ROOMS[3], ROOMS[0]], "polling,websocket")
+    crowd.python([ROOMS[0], ROOMS[2]], "websocket", count=py * 3 // 4)
+    crowd.python([ROOMS[1], ROOMS[3]], "polling", count=py - py * 3 // 4)
+    return crowd.wait_ready()
+
+
+def _during(fleet: Fleet, event: Callable[[], object]) -> Publisher:
+    return publish_during(fleet.url, ROOMS, event, rate=8.0, before=2.0, after=3.0)
+
+
+def test_rolling_restart_loses_nothing(fleet: Callable[..., Fleet], crowd: Callable[[str], Crowd]) -> None:
+    f = fleet()
+    clients = _crowd(crowd, f.url, 1000)
+    assert clients.size == 1000
+    rolled: list[dict[str, object]] = []
+    pub = _during(f, lambda: rolled.extend(f.roll()))
+    stats = verify(pub, clients.seen(), gone={"a0", "b0", "c0"})
+    for pod in rolled:
+        assert pod["exit"] == 0, pod
+        assert pod["killed"] is False, pod
+        assert pod["prestop_status"] == 200, pod
+        assert pod["seconds"] <= f.t.grace, pod
+    assert stats["lost"] == 0
+    assert stats["moved"] >= 900, "every client of an old pod moved"
+    assert stats["reasons"].get("io server disconnect", 0) == 0
+    report("rolling restart", {**stats, "pods": rolled})
+
+
+def test_crash_loses_nothing(fleet: Callable[..., Fleet], crowd: Callable[[str], Crowd]) -> None:
+    f = fleet()
+    clients = _crowd(crowd, f.url, 300)
+    pub = _during(f, lambda: f.kill("a0"))
+    stats = verify(pub, clients.seen(), gone={"a0"})
+    assert stats["lost"] == 0
+    assert stats["moved"] >= 60
+    report("crash", stats)
+
+
+def test_zone_loss_loses_nothing_and_spares_the_other_zones(
+    fleet: Callable[..., Fleet], crowd: Callable[[str], Crowd]
+) -> None:
+    f = fleet(per_zone=2)
+    clients = _crowd(crowd, f.url, 300)
+
+    def lose_zone_a() -> None:
+        for pod in [p for p in f.running if f.zone_of(p) == "a"]:
+            f.kill(pod)
+
+    pub = _during(f, lose_zone_a)
+    seen = clients.seen()
+    stats = verify(pub, seen, gone={"a0", "a1"})
+    others = [s for s in seen if f.zone_of(s.pods[0]) != "a"]
+    churned = [s for s in others if len(s.pods) > 1 or s.reasons]
+    churn = 100 * len(churned) / len(others)
+    assert churn < 5, f"{len(churned)} of {len(others)} clients outside zone a were disturbed"
+    assert stats["lost"] == 0
+    report("zone loss", {**stats, "other_zones_churn_percent": round(churn, 2)})
