@@ -17,6 +17,7 @@ Without -f, render and check use the built-in example: a WebSocketService
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -178,6 +179,31 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    from wsfleet_operator import validate  # noqa: PLC0415 - the Socket.IO client loads only for this command
+
+    n = args.clients
+    if args.check == "affinity":
+        coro = validate.affinity(args.url, n or 5, args.seconds or 10.0)
+    elif args.check == "idle-timeout":
+        coro = validate.idle_timeout(args.url, n or 3, args.seconds or 180.0)
+    else:
+        if not args.api_key:
+            raise SpecError(
+                "wsfleet validate", (f"{args.check}: --api-key is required (it publishes through {args.url})",)
+            )
+        out.write(
+            f"publishing for {args.seconds or 60:g}s: {'roll the fleet' if args.check == 'graceful-shutdown' else 'kill a pod or a zone'} now\n"
+        )
+        coro = validate.delivery(args.check, args.url, args.api_key, clients=n or 20, seconds=args.seconds or 60.0)
+    try:
+        verdict = asyncio.run(coro)
+    except Exception as exc:  # connection refused, handshake refused: a verdict too
+        out.write(f"wsfleet validate {args.check}: FAIL\n  problem: cannot connect to {args.url}: {exc}\n")
+        return 1
+    return verdict.print(out)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wsfleet", description="WebSocket fleets on Kubernetes, with timeouts that agree.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -201,6 +227,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--bind", default="0.0.0.0", help="address for metrics and health (default 0.0.0.0)")
     s.add_argument("--verbose", action="store_true", help="debug logging")
     s.set_defaults(func=cmd_operator)
+    s = sub.add_parser("validate", help="check a running fleet from the outside: affinity, idle timeout, drains")
+    s.add_argument("check", choices=["affinity", "idle-timeout", "graceful-shutdown", "failover"])
+    s.add_argument("--url", required=True, help="the fleet's public URL (its load balancer)")
+    s.add_argument("--clients", type=int, default=None, help="clients to connect")
+    s.add_argument("--seconds", type=float, default=None, help="how long to watch")
+    s.add_argument("--api-key", default=None, help="publish API key (graceful-shutdown, failover)")
+    s.set_defaults(func=cmd_validate)
     s = sub.add_parser("dev-cluster", help="a local control plane built from Go modules, on loopback")
     s.add_argument("action", choices=["build", "up", "down", "status"])
     s.add_argument("--dir", default=str(DEV_CLUSTER_DIR), help=f"cluster directory (default: {DEV_CLUSTER_DIR})")

@@ -27,7 +27,7 @@ from tests.unit.strategies import resource
 from wsfleet_operator.lbconf import Backend, haproxy
 from wsfleet_operator.render import render_all
 from wsfleet_operator.timeouts import derive
-from wsfleet_operator.validation import parse_and_check
+from wsfleet_operator.validation import parse_and_check, parse_resource
 from wsfleet_workload import contract as c
 
 GENERATIONS = 3  # slots per zone: the first pod and two replacements
@@ -35,11 +35,18 @@ GENERATIONS = 3  # slots per zone: the first pod and two replacements
 
 class Fleet:
     def __init__(
-        self, workdir: Path, spec: dict[str, Any], zones: tuple[str, ...] = ("a", "b", "c"), per_zone: int = 1
+        self,
+        workdir: Path,
+        spec: dict[str, Any],
+        zones: tuple[str, ...] = ("a", "b", "c"),
+        per_zone: int = 1,
+        checked: bool = True,
     ) -> None:
         self.per_zone = per_zone
         self.workdir = workdir
-        self.wss = parse_and_check(resource(spec, name="fleet"), "e2e spec")
+        # checked=False builds a fleet the operator would refuse, to show what the rule prevents
+        doc = resource(spec, name="fleet")
+        self.wss = parse_and_check(doc, "e2e spec") if checked else parse_resource(doc)
         self.t = derive(self.wss.spec)
         self.env: dict[str, str] = next(m for m in render_all(self.wss) if m["kind"] == "ConfigMap")["data"]
         self.redis = Redis(workdir)
