@@ -42,10 +42,10 @@ $(JSSTAMP): tests/js/package-lock.json
 	@npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 	@rm -f tests/js/node_modules/.installed-* && touch $@
 
-# redis-server and haproxy come from Debian packages (.ci/run installs them); say so plainly.
+# redis-server, haproxy and chromium come from Debian packages (.ci/run installs them); say so plainly.
 tools:
-	@for t in redis-server haproxy node; do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || \
-	  { echo "missing: $$t (apt-get install redis-server haproxy nodejs npm; .ci/run does this)"; exit 1; }; done
+	@for t in redis-server haproxy node chromium; do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || \
+	  { echo "missing: $$t (apt-get install redis-server haproxy chromium nodejs npm; .ci/run does this)"; exit 1; }; done
 
 test: lint controlplane tools $(JSSTAMP)
 	$(BIN)/pytest tests

@@ -23,7 +23,16 @@ class Backend:
     port: int
 
 
-def haproxy(spec: WebSocketServiceSpec, backends: list[Backend], *, bind: str = "127.0.0.1:8080") -> str:
+def haproxy(
+    spec: WebSocketServiceSpec,
+    backends: list[Backend],
+    *,
+    bind: str = "127.0.0.1:8080",
+    stats_socket: str | None = None,
+    disabled: frozenset[str] = frozenset(),
+) -> str:
+    """`disabled` servers are declared but take no traffic until enabled through the runtime API
+    (`stats_socket`), the way an endpoint appears only once its pod exists."""
     t = derive(spec)
     readiness = spec.probes.readiness
     affinity = spec.affinity
@@ -32,13 +41,16 @@ def haproxy(spec: WebSocketServiceSpec, backends: list[Backend], *, bind: str = 
     if affinity.mode == "cookie":
         cookie = f"    cookie {affinity.cookie_name} insert indirect nocache httponly maxlife {affinity.ttl}s\n"
     servers = "".join(
-        f"    server {b.name} {b.host}:{b.port}{f' cookie {b.name}' if cookie else ''}\n" for b in backends
+        f"    server {b.name} {b.host}:{b.port}{f' cookie {b.name}' if cookie else ''}"
+        f"{' disabled' if b.name in disabled else ''}\n"
+        for b in backends
     )
+    stats = f"    stats socket {stats_socket} mode 600 level admin\n" if stats_socket else ""
     return f"""# Rendered by wsfleet from the WebSocketService spec: idle timeout {t.idle}s = heartbeat window
 # {t.window}s ({t.interval}s + {t.timeout}s) + margin {t.margin}s (I1); health checks follow the readiness probe.
 global
     log stdout format raw local0 info
-defaults
+{stats}defaults
     mode http
     log global
     option httplog

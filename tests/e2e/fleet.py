@@ -8,21 +8,22 @@
 - Pods are stopped on the operator's shutdown timeline: the preStop hook (GET, answered after
   preStop), then SIGTERM, then SIGKILL if still alive at terminationGracePeriod.
 
-Every pod slot (zone x generation) is declared in HAProxy up front; a slot that is not running
-fails its health check and receives nothing, like an endpoint that does not exist yet.
+Every pod slot (zone x generation) is declared in HAProxy up front, disabled; a pod that starts
+is enabled through HAProxy's runtime API once ready, as an endpoint appears once its pod exists.
 """
 
 from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.processes import HAProxy, Redis, Workload, free_port, http
+from tests.support.processes import HAProxy, Redis, Workload, free_port, http, wait_for
 from tests.unit.strategies import resource
 from wsfleet_operator.lbconf import Backend, haproxy
 from wsfleet_operator.render import render_all
@@ -57,9 +58,11 @@ class Fleet:
                 name = f"{zone}{gen}"
                 self.slots[name] = Workload(name, "", workdir, base_env=self.env, env={c.ENV_NODE_NAME: f"node-{zone}"})
         self.lb_port = free_port()
+        self.socket = workdir / "haproxy.sock"
         backends = [Backend(name, "127.0.0.1", w.port) for name, w in self.slots.items()]
-        self.lb = HAProxy(workdir, [], config=haproxy(self.wss.spec, backends, bind=f"127.0.0.1:{self.lb_port}"),
-                          port=self.lb_port)  # fmt: skip
+        config = haproxy(self.wss.spec, backends, bind=f"127.0.0.1:{self.lb_port}", stats_socket=str(self.socket),
+                         disabled=frozenset(self.slots))  # fmt: skip
+        self.lb = HAProxy(workdir, [], config=config, port=self.lb_port)
         self.running: list[str] = []
 
     @property
@@ -73,20 +76,37 @@ class Fleet:
         self.redis.start()
         for w in self.slots.values():
             w.redis_url = self.redis.url
+        self.lb.start()
         for zone in self.zones:
             for gen in range(self.per_zone):
                 self._start(f"{zone}{gen}")
-        self.lb.start()
-        self._lb_sees_up()
         return self
 
     def _start(self, name: str) -> None:
+        """The pod starts; once ready it becomes an endpoint: enabled in HAProxy, which then
+        health-checks it up (rise 1) before sending it anything."""
         self.slots[name].start()
         self.running.append(name)
+        self.admin(f"enable server fleet/{name}")
+        wait_for(lambda: self.server_state(name) == "UP", 3 * self.t.readiness_period + 5, f"HAProxy sees {name} up")
 
-    def _lb_sees_up(self) -> None:
-        # one health-check period (rise 1), plus a little
-        time.sleep(self.t.readiness_period + 0.5)
+    def admin(self, command: str) -> str:
+        """One command on HAProxy's runtime API (the stats socket)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(self.socket))
+            s.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def server_state(self, name: str) -> str:
+        # "show stat" CSV: pxname,svname,...,status(17th field)
+        for row in self.admin("show stat").splitlines():
+            fields = row.split(",")
+            if len(fields) > 17 and fields[0] == "fleet" and fields[1] == name:
+                return fields[17]
+        return ""
 
     def terminate(self, name: str) -> dict[str, Any]:
         """The kubelet's sequence: preStop hook, SIGTERM when it answers, SIGKILL at the grace period."""
@@ -125,7 +145,6 @@ class Fleet:
         for old in list(self.running):
             new = self.replacement(old)
             self._start(new)
-            self._lb_sees_up()
             results.append(self.terminate(old))
         return results
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.conftest import ROOT
 from tests.unit.strategies import resource
 from wsfleet_operator.render import render_all
 from wsfleet_operator.timeouts import derive
@@ -64,3 +65,11 @@ def test_the_workload_accepts_what_the_operator_renders() -> None:
     assert cfg.publish_api_key == "publish-key"
     assert cfg.key_prefix == f"wsfleet:{wss.metadata.namespace}/{wss.metadata.name}"
     assert cfg.port == wss.spec.port
+
+
+def test_the_vendored_js_client_is_the_official_one() -> None:
+    """workload/wsfleet_workload/static/socket.io.min.js is npm's socket.io-client dist file, unchanged."""
+    vendored = ROOT / "workload" / "wsfleet_workload" / "static" / "socket.io.min.js"
+    installed = ROOT / "tests" / "js" / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+    assert installed.exists(), "run `npm ci --prefix tests/js` (make test does)"
+    assert vendored.read_bytes() == installed.read_bytes()

@@ -8,6 +8,7 @@ Routes on the public port (the metrics have their own port):
     /lifecycle/prestop     the preStop hook (GET)
     /api/v1/publish        POST {room | rooms, data}; Authorization: Bearer <publish API key>
     /api/v1/presence       GET ?room=; the same key
+    /demo/                 a demo page (the JS client pattern of docs/workload.md, live)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -241,6 +243,8 @@ class Workload:
             await self._publish(scope, receive, send, method)
         elif path == "/api/v1/presence" and method == "GET":
             await self._presence(scope, send)
+        elif path.startswith(DEMO_PATH) and method in ("GET", "HEAD"):
+            await _static(send, path.removeprefix(DEMO_PATH) or "demo.html")
         else:
             await _json(send, 404, {"error": f"no route for {method} {path}"})
 
@@ -313,6 +317,23 @@ class Workload:
             await _json(send, 400, {"error": str(e)})
         except (RedisError, OSError) as e:
             await _json(send, 503, {"error": f"Redis unavailable: {type(e).__name__}"}, retry_after=1)
+
+
+DEMO_PATH = "/demo/"
+STATIC = Path(__file__).parent / "static"
+STATIC_FILES = {"demo.html": "text/html; charset=utf-8", "socket.io.min.js": "text/javascript; charset=utf-8"}
+
+
+async def _static(send: Send, name: str) -> None:
+    """The demo page and the official JS client it uses; nothing else is served from disk."""
+    if name not in STATIC_FILES:
+        await _json(send, 404, {"error": f"no file {name!r} under {DEMO_PATH}"})
+        return
+    body = (STATIC / name).read_bytes()
+    headers = [(b"content-type", STATIC_FILES[name].encode()), (b"content-length", str(len(body)).encode()),
+               (b"cache-control", b"no-cache")]  # fmt: skip
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
