@@ -1,6 +1,7 @@
 # Two commands for a newcomer on a fresh machine:
 #   make demo   render and check a WebSocketService with every default
 #   make test   lint, type-check, layer-check, build the local control plane (cached), run every test
+#               (unit, integration, e2e; needs redis-server, haproxy, chromium: .ci/run installs them)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
