@@ -29,6 +29,7 @@ lint: $(STAMP)
 	@echo ">> mypy --strict"; $(BIN)/mypy
 	@echo ">> import-linter"; $(BIN)/lint-imports
 	@echo ">> generated files";  $(BIN)/wsfleet crd --check
+	@echo ">> hadolint";      $(BIN)/hadolint Dockerfile.operator Dockerfile.workload
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -150,8 +150,9 @@ class Workload:
             **self.env,
         }
         with open(self.log_path, "ab") as log:
+            # the installed console script: the workload image's entry point
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "wsfleet_workload"], env=env, stdout=log, stderr=subprocess.STDOUT
+                [str(Path(sys.executable).parent / "wsfleet-workload")], env=env, stdout=log, stderr=subprocess.STDOUT
             )
         if wait_ready:
             wait_for(lambda: self.get(c.READY_PATH)[0] == 200, 20, f"workload {self.name} ready ({self.log_path})")

@@ -105,6 +105,9 @@ class PyClient:
 
     async def close(self) -> None:
         await self.sio.shutdown()  # disconnects and stops a reconnect loop that may be running
+        ws = self.sio.eio.ws  # a WebSocket whose server died under it is not closed by engineio
+        if ws is not None and not ws.closed:
+            await ws.close()
         if self.sio.eio.http is not None and not self.sio.eio.http.closed:
             await self.sio.eio.http.close()
 
