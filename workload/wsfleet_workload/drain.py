@@ -82,10 +82,6 @@ class Drain:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self.run(trigger))
 
-    async def wait(self) -> None:
-        if self._task is not None:
-            await self._task
-
     async def run(self, trigger: str) -> None:
         self.mark_unready(trigger)
         began = time.monotonic()

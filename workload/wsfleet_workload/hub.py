@@ -198,16 +198,21 @@ class Hub:
                 room.pumping = False
 
     async def _apply(self, room: Room, frame: MessageFrame) -> None:
-        if frame.epoch != room.epoch:
-            if room.epoch:
-                self._gap(room, frame.epoch, 0, f"epoch changed ({room.epoch} -> {frame.epoch}): history lost")
-            room.epoch, room.offset = frame.epoch, 0
+        await self._catch_up(room, frame.epoch, frame.offset - 1)
         if frame.offset <= room.offset:
-            return
-        if frame.offset > room.offset + 1:
-            await self._fill(room, frame.offset - 1)
+            return  # a duplicate: a gap fill delivered it already
         self.broadcast(room, self._message_packet(room.name, frame))
         room.offset = frame.offset
+
+    async def _catch_up(self, room: Room, epoch: str, upto: int) -> None:
+        """Bring the room to (epoch, upto): a new epoch is announced as lost history, and the
+        offsets between the room's and ``upto`` are filled from the stream (or announced)."""
+        if epoch != room.epoch:
+            if room.epoch:
+                self._gap(room, epoch, 0, f"epoch changed ({room.epoch} -> {epoch}): history lost")
+            room.epoch, room.offset = epoch, 0
+        if upto > room.offset:
+            await self._fill(room, upto)
 
     def _message_packet(self, room: str, f: MessageFrame) -> eio_packet.Packet:
         return eio_packet.Packet(
@@ -249,12 +254,7 @@ class Hub:
                         self._gap(room, "", 0, "history lost while the listener was down")
                     room.epoch, room.offset = "", 0
                     continue
-                if head.epoch != room.epoch:
-                    if room.epoch:
-                        self._gap(room, head.epoch, 0, f"epoch changed ({room.epoch} -> {head.epoch}): history lost")
-                    room.epoch, room.offset = head.epoch, 0
-                if head.offset > room.offset:
-                    await self._fill(room, head.offset)
+                await self._catch_up(room, head.epoch, head.offset)
 
     # --- membership ----------------------------------------------------------------
     async def join(self, client: Client, name: str, pos: Position | None) -> dict[str, Any]:

@@ -158,9 +158,8 @@ class Gateway:
             results.setdefault("*", {"recovered": False, "reason": "session unknown or expired"})
         body = {"session": client.session, "pod": self.cfg.pod_name, "recovered": recovered, "rooms": results}
         # The session event goes first, then everything held meanwhile (replayed, then live).
-        held, client.hold = client.hold, None
-        self.hub.send(client, packet(c.EVENT_SESSION, body))
-        client.hold = held
+        assert client.hold is not None  # held since the client was created above
+        client.hold.insert(0, packet(c.EVENT_SESSION, body))
         self.hub.release(client)
 
     async def malformed(self, eio_sid: str, data: Any, error: Exception) -> None:
