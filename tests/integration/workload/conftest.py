@@ -3,12 +3,22 @@ loopback, all torn down afterwards (their logs stay in the test's tmp_path)."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.processes import HAProxy, Redis, Workload
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage() -> Iterator[None]:
+    """Collect at the end of each test, so a client resource left unclosed (a ResourceWarning,
+    an error under filterwarnings=error) is charged to the test that leaked it, not to whichever
+    test the garbage collector happens to run in later."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture
