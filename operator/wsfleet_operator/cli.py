@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,6 +32,8 @@ from wsfleet_operator.model import API_VERSION, KIND, WebSocketService
 from wsfleet_operator.render import audit, render_all
 from wsfleet_operator.timeouts import derive, fmt, hierarchy, timeline
 from wsfleet_operator.validation import RULES, SpecError, check, parse_and_check, parse_resource
+from wsfleet_workload.contract import ENV_LOG_FORMAT
+from wsfleet_workload.logs import FORMATS
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -174,6 +177,7 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
             health_port=args.health_port,
             bind=args.bind,
             verbose=args.verbose,
+            log_format=args.log_format,
         )
     )
     return EXIT_OK
@@ -226,6 +230,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--health-port", type=int, default=8080, help="liveness endpoint port, /healthz (default 8080)")
     s.add_argument("--bind", default="0.0.0.0", help="address for metrics and health (default 0.0.0.0)")
     s.add_argument("--verbose", action="store_true", help="debug logging")
+    s.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=os.environ.get(ENV_LOG_FORMAT, "json"),
+        help=f"json lines (default; also ${ENV_LOG_FORMAT}) or text for local development",
+    )
     s.set_defaults(func=cmd_operator)
     s = sub.add_parser("validate", help="check a running fleet from the outside: affinity, idle timeout, drains")
     s.add_argument("check", choices=["affinity", "idle-timeout", "graceful-shutdown", "failover"])

@@ -16,6 +16,8 @@ writes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +31,9 @@ from wsfleet_operator.model import WebSocketService
 from wsfleet_operator.render import owned_kinds, render_context
 from wsfleet_operator.render.context import Context
 from wsfleet_operator.validation import RULES, SpecError, check, parse_resource
+from wsfleet_workload import logs
+
+log = logging.getLogger("wsfleet.operator")
 
 Emit = Callable[[str, str, str], None]  # (type Normal|Warning, reason, message)
 
@@ -72,7 +77,9 @@ class Controller:
         generation, and the first time this process sees the resource.
         """
         uid = body["metadata"]["uid"]
-        with self._lock(uid), DURATION.time():
+        resource = f"{body['metadata'].get('namespace', '')}/{body['metadata'].get('name', '')}"
+        # Every line logged during this reconcile, ours or a library's, carries both ids.
+        with logs.bound(resource=resource, reconcile_id=secrets.token_hex(6)), self._lock(uid), DURATION.time():
             before = sum(self.kube.writes.values())
             generation = body["metadata"].get("generation")
             prune = prune or uid not in self._pruned or self._pruned[uid] != generation
@@ -85,6 +92,10 @@ class Controller:
                 RECONCILES.labels("error").inc()
                 raise
             RECONCILES.labels(result.outcome).inc()
+            if result.outcome == "refused":
+                log.warning("refused the spec: nothing applied", extra={"event": logs.EVENT_REFUSED, "reason": "spec"})
+            elif result.writes:
+                log.info("reconciled: %d writes", result.writes, extra={"writes": result.writes, "ready": result.ready})
             return result
 
     def refresh_status(self, body: dict[str, Any]) -> None:

@@ -27,6 +27,8 @@ from wsfleet_operator import naming, reconcile
 from wsfleet_operator.controller import Controller
 from wsfleet_operator.kube import Kube, NamespaceTerminating, Rejected, Retry
 from wsfleet_operator.model import GROUP, KIND, PLURAL, VERSION
+from wsfleet_workload import logs
+from wsfleet_workload.logs import LogFormat
 
 log = logging.getLogger("wsfleet.operator")
 
@@ -38,6 +40,7 @@ WATCHED_CHILDREN = (
     ("autoscaling", "v2", "horizontalpodautoscalers"),
     ("policy", "v1", "poddisruptionbudgets"),
     ("networking.k8s.io", "v1", "ingresses"),
+    ("networking.k8s.io", "v1", "networkpolicies"),  # a deleted policy opens the pods: repaired at once
 )
 
 
@@ -50,6 +53,7 @@ class Options:
     health_port: int = 8080
     bind: str = "0.0.0.0"
     verbose: bool = False
+    log_format: LogFormat = "json"
 
 
 def _configuration(opts: Options) -> k8s.Configuration:
@@ -170,7 +174,9 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
 
 def run(opts: Options) -> None:
     """Run the operator until SIGTERM."""
-    kopf.configure(verbose=opts.verbose)
+    logs.setup(opts.log_format, "operator", "DEBUG" if opts.verbose else "INFO")
+    # As kopf.configure() does: asyncio's own debug chatter stays out of the operator's log.
+    logging.getLogger("asyncio").propagate = opts.verbose
     registry = kopf.OperatorRegistry()
     controller = Controller(Kube(k8s.ApiClient(_configuration(opts))))
     register(registry, controller, opts)

@@ -14,7 +14,6 @@ is enabled through HAProxy's runtime API once ready, as an endpoint appears once
 
 from __future__ import annotations
 
-import re
 import signal
 import socket
 import subprocess
@@ -126,14 +125,14 @@ class Fleet:
             w.signal(signal.SIGKILL)
             code, killed = w.wait(5), True
         self.running.remove(name)
-        done = re.search(r"drain phase done at \+[\d.]+s \{'seconds': ([\d.]+)", w.log())
+        done = w.events(event="drain", phase="done")
         return {
             "pod": name,
             "exit": code,
             "killed": killed,
             "prestop_status": answered.get("r", (0,))[0],
             "seconds": round(time.monotonic() - started, 2),
-            "drain_seconds": float(done.group(1)) if done else None,
+            "drain_seconds": float(done[0]["seconds"]) if done else None,
         }
 
     def replacement(self, name: str) -> str:

@@ -26,8 +26,8 @@ from yarl import URL
 
 from tests.e2e.conftest import SPEC
 from tests.e2e.fleet import Fleet
-from tests.support.processes import API_KEY
 from tests.support.pyclient import PyClient
+from tests.support.secrets import API_KEY
 from wsfleet_operator import cli, validate
 
 

@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.support.secrets import REDIS_PASSWORD
 from wsfleet_operator.devcluster import build, cluster
 
 BIN = Path(sys.executable).parent
@@ -236,7 +237,15 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
     name = f"t{next(_counter)}-{os.getpid() % 1000}"
     kubectl("create", "namespace", name)
     kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
-    kubectl("create", "secret", "generic", "wsfleet-redis", "-n", name, "--from-literal=url=redis://redis:6379/0")
+    kubectl(
+        "create",
+        "secret",
+        "generic",
+        "wsfleet-redis",
+        "-n",
+        name,
+        f"--from-literal=url=redis://:{REDIS_PASSWORD}@redis:6379/0",
+    )
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 

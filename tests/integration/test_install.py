@@ -17,6 +17,7 @@ from tests.conftest import ROOT
 from tests.integration.conftest import Kubectl, Operator, example, wait_until
 from tests.integration.test_operator import apply_ok, wait_ready
 from wsfleet_operator.devcluster import cluster
+from wsfleet_operator.render import owned_kinds
 
 SA = "system:serviceaccount:wsfleet-system:wsfleet-operator"
 
@@ -42,6 +43,22 @@ def test_operator_pod_is_admitted_under_restricted(installed: Kubectl) -> None:
 def test_rbac_denies_what_is_not_needed(installed: Kubectl, verb: str, resource: str) -> None:
     proc = installed("auth", "can-i", verb, resource, f"--as={SA}", "--all-namespaces", check=False)
     assert proc.stdout.strip() == "no"
+
+
+def _resource(api_version: str, kind: str) -> str:
+    plural = kind.lower()
+    plural = plural[:-1] + "ies" if plural.endswith("y") else plural + "es" if plural.endswith("s") else plural + "s"
+    group = api_version.rpartition("/")[0]
+    return f"{plural}.{group}" if group else plural
+
+
+@pytest.mark.parametrize("kind", owned_kinds(), ids=[k for _, k in owned_kinds()])
+def test_rbac_allows_every_verb_on_every_kind_the_operator_renders(installed: Kubectl, kind: tuple[str, str]) -> None:
+    """Tied to the renderers: a new child kind without its RBAC rule fails here."""
+    resource = _resource(*kind)
+    for verb in ("get", "list", "watch", "create", "patch", "delete"):
+        proc = installed("auth", "can-i", verb, resource, f"--as={SA}", "-n", "default", check=False)
+        assert proc.stdout.strip() == "yes", f"{verb} {resource}: {proc.stdout} {proc.stderr}"
 
 
 @pytest.fixture

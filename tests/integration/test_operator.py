@@ -28,10 +28,14 @@ from kubernetes import watch as k8s_watch
 
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import RESYNC, Kubectl, Operator, example, wait_until
+from tests.support import secrets
 from wsfleet_operator import naming
+from wsfleet_workload import contract
 
 READY_TIMEOUT = 90.0
-CORE_CHILDREN = ("deployment", "service", "configmap", "horizontalpodautoscaler", "poddisruptionbudget")
+CORE_CHILDREN = (
+    "deployment", "service", "configmap", "horizontalpodautoscaler", "poddisruptionbudget", "networkpolicy"
+)  # fmt: skip
 
 
 def apply_ok(kubectl: Kubectl, doc: dict[str, Any]) -> None:
@@ -55,7 +59,7 @@ def owned(kubectl: Kubectl, namespace: str, name: str) -> dict[str, dict[str, An
 
 
 # Kinds whose objects no other controller writes: any resourceVersion change would be ours.
-ONLY_OURS = ("ConfigMap", "Service", "Ingress")
+ONLY_OURS = ("ConfigMap", "Service", "Ingress", "NetworkPolicy")
 
 
 def fingerprint(kubectl: Kubectl, namespace: str, name: str) -> dict[str, str]:
@@ -151,10 +155,56 @@ def test_the_hpa_owns_replicas(kubectl: Kubectl, operator: Operator, namespace: 
             assert "f:replicas" not in entry.get("fieldsV1", {}).get("f:spec", {})
 
 
+def test_network_policy_is_repaired_at_once_and_removed_on_opt_out(
+    kubectl: Kubectl, operator: Operator, namespace: str
+) -> None:
+    doc = example("nginx", namespace)
+    apply_ok(kubectl, doc)
+    wait_ready(kubectl, "chat", namespace)
+    np = kubectl.get("networkpolicy", "chat", namespace)
+    assert np is not None
+    assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    # The API server kept every rule as rendered (named ports, peers).
+    assert [r["ports"][0]["port"] for r in np["spec"]["ingress"]] == ["http", "metrics"]
+    # A deleted policy leaves the pods open: it comes back (a watched child; the resync would too).
+    kubectl("delete", "networkpolicy", "chat", "-n", namespace)
+    wait_until(lambda: kubectl.get("networkpolicy", "chat", namespace), RESYNC, "the NetworkPolicy to return")
+    opted_out = copy.deepcopy(doc)
+    opted_out["spec"]["networkPolicy"] = {"enabled": False}
+    apply_ok(kubectl, opted_out)
+    wait_until(lambda: kubectl.get("networkpolicy", "chat", namespace) is None, 30, "the NetworkPolicy to be deleted")
+    wait_ready(kubectl, "chat", namespace)
+
+
+def test_secret_values_never_leave_their_secrets(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
+    """Secrets are referenced, never read: no child, event, status or operator log line carries a value
+    (the operator log is scanned with every other log at the end of the session)."""
+    kubectl("create", "secret", "generic", "chat-publish", "-n", namespace, f"--from-literal=key={secrets.API_KEY}")
+    kubectl("create", "secret", "generic", "chat-jwt", "-n", namespace, f"--from-literal=key={secrets.JWT_KEY}")
+    doc = example("nginx", namespace)
+    doc["spec"]["publish"] = {"apiKeySecret": {"name": "chat-publish", "key": "key"}}
+    doc["spec"]["auth"] = {"jwt": {"keySecret": {"name": "chat-jwt", "key": "key"}}}
+    apply_ok(kubectl, doc)
+    wait_ready(kubectl, "chat", namespace)
+    dep = kubectl.get("deployment", "chat", namespace)
+    assert dep is not None
+    env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    refs = {contract.ENV_REDIS_URL: "wsfleet-redis", contract.ENV_PUBLISH_API_KEY: "chat-publish",
+            contract.ENV_JWT_KEY: "chat-jwt"}  # fmt: skip
+    for var, name in refs.items():
+        assert env[var]["valueFrom"]["secretKeyRef"]["name"] == name, env[var]
+        assert "value" not in env[var]
+    kinds = ",".join((*CORE_CHILDREN, "ingress", "websocketservices", "events"))
+    everything = kubectl("get", kinds, "-n", namespace, "-o", "yaml").stdout
+    assert "chat-jwt" in everything, "the dump holds the objects"
+    for value in secrets.ALL:
+        assert value not in everything, "a secret value in an object, event or status"
+
+
 def test_deletion_garbage_collects_children(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
     apply_ok(kubectl, example("nginx", namespace))
     wait_ready(kubectl, "chat", namespace)
-    assert len(owned(kubectl, namespace, "chat")) == 6
+    assert len(owned(kubectl, namespace, "chat")) == 7
     kubectl("delete", "wss", "chat", "-n", namespace)
     wait_until(lambda: not owned(kubectl, namespace, "chat"), 60, "garbage collection of every child")
 
@@ -236,8 +286,8 @@ def test_operator_restart_converges_without_duplicates(kubectl: Kubectl, operato
     wait_ready(kubectl, "chat-gce", namespace)
     objs = owned(kubectl, namespace, "chat-gce")
     kinds = sorted(k.split("/")[0] for k in objs)
-    assert kinds == sorted(["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "PodDisruptionBudget",
-                            "Service"])  # fmt: skip
+    assert kinds == sorted(["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy",
+                            "PodDisruptionBudget", "Service"])  # fmt: skip
     assert kubectl.get("backendconfig", "chat-gce", namespace) is not None
     replicasets = kubectl("get", "rs", "-n", namespace, "-o", "name").stdout.split()
     assert len(replicasets) == 1

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.processes import API_KEY, JsFleet, http
+from tests.support.processes import JsFleet, http
 from tests.support.pyclient import LoopThread, PyClient
+from tests.support.secrets import API_KEY
 from wsfleet_workload import contract as c
 
 

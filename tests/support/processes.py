@@ -23,10 +23,10 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
+from tests.support.secrets import API_KEY, REDIS_PASSWORD
 from wsfleet_workload import contract as c
 
 JS = ROOT / "tests" / "js"
-API_KEY = "test-publish-key-0123456789"
 
 
 def free_port() -> int:
@@ -68,12 +68,14 @@ def http(
 
 class Redis:
     """redis-server from Debian, no persistence: a restart loses everything, like a failover
-    to a replica that had not caught up."""
+    to a replica that had not caught up. Password-protected, as production Redis is: the URL
+    carries the password, and no log of the suite may show it (tests/conftest.py)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *extra: str) -> None:
         self.workdir = workdir
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{self.port}/0"
+        self.extra = extra  # more redis-server options (--replicaof ..., --masterauth ...)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -81,7 +83,22 @@ class Redis:
         assert exe, "redis-server is not installed (.ci/run installs the Debian package redis-server)"
         with open(self.workdir / f"redis-{self.port}.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                [
+                    exe,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--requirepass",
+                    REDIS_PASSWORD,
+                    "--dir",  # a replica's full sync writes an RDB file even with --save ""
+                    str(self.workdir),
+                    *self.extra,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -95,9 +112,91 @@ class Redis:
 
     def cli(self, *args: str) -> str:
         out = subprocess.run(
-            ["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=10, check=False
+            ["redis-cli", "-p", str(self.port), "--no-auth-warning", "-a", REDIS_PASSWORD, *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         return out.stdout.strip()
+
+
+def tls_files(workdir: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (PEM files in workdir)."""
+    import datetime as dt  # noqa: PLC0415 - only the TLS tests need these
+    import ipaddress  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wsfleet test CA")])
+
+    def build(subject: x509.Name, public: ec.EllipticCurvePublicKey, serial: int) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name).public_key(public)
+            .serial_number(serial).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+        )  # fmt: skip
+
+    ca = build(ca_name, ca_key.public_key(), 1).add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+    server = build(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "redis")]), key.public_key(), 2).add_extension(
+        x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+    )
+    files = {"ca": workdir / "ca.pem", "cert": workdir / "redis-cert.pem", "key": workdir / "redis-key.pem"}
+    files["ca"].write_bytes(ca.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    files["cert"].write_bytes(server.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    files["key"].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return files
+
+
+class Sentinel:
+    """redis-server in Sentinel mode (what Debian's redis-sentinel package runs), watching one
+    primary as service `wsfleet`; it fails over 1 s after the primary stops answering."""
+
+    SERVICE = "wsfleet"
+
+    def __init__(self, workdir: Path, primary: Redis) -> None:
+        self.workdir, self.port = workdir, free_port()
+        self.conf = workdir / f"sentinel-{self.port}.conf"  # Sentinel rewrites its own config
+        self.conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {workdir}\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {primary.port} 1\n"
+            f"sentinel auth-pass {self.SERVICE} {REDIS_PASSWORD}\n"
+            f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+            f"sentinel failover-timeout {self.SERVICE} 10000\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://:{REDIS_PASSWORD}@127.0.0.1:{self.port}/{self.SERVICE}/0"
+
+    def start(self) -> Sentinel:
+        exe = shutil.which("redis-server")
+        assert exe, "redis-server is not installed (.ci/run installs the Debian package redis-server)"
+        with open(self.workdir / f"sentinel-{self.port}.log", "ab") as log:
+            self.proc = subprocess.Popen([exe, str(self.conf), "--sentinel"], stdout=log, stderr=subprocess.STDOUT)
+        wait_for(lambda: _tcp_ok(self.port), 10, f"redis sentinel on :{self.port}")
+        return self
+
+    def primary_port(self) -> int:
+        out = subprocess.run(
+            ["redis-cli", "-p", str(self.port), "SENTINEL", "get-master-addr-by-name", self.SERVICE],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.split()  # fmt: skip
+        return int(out[1])
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
 
 
 def _tcp_ok(port: int) -> bool:
@@ -184,6 +283,22 @@ class Workload:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def events(self, **match: Any) -> list[dict[str, Any]]:
+        """The process's log lines, parsed: each one must be a JSON object with the fixed fields
+        (the workload logs JSON by default). Only those whose fields equal `match`."""
+        out = []
+        for n, line in enumerate(self.log().splitlines(), 1):
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                raise AssertionError(f"{self.log_path}:{n}: not a JSON log line: {line[:200]!r}") from None
+            assert isinstance(doc, dict), f"{self.log_path}:{n}: {line[:200]!r}"
+            missing = {"timestamp", "level", "component", "logger", "message"} - set(doc)
+            assert not missing, f"{self.log_path}:{n}: no {sorted(missing)} in {line[:200]!r}"
+            if all(doc.get(k) == v for k, v in match.items()):
+                out.append(doc)
+        return out
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None

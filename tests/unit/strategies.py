@@ -84,6 +84,15 @@ raw_specs: st.SearchStrategy[dict[str, Any]] = opt(
     disruption=opt(minAvailable=st.integers(0, 8)),
     replay=opt(ttl=dur(1, 120)),
     env=st.lists(env_entry, max_size=2, unique_by=lambda e: e["name"]),
+    networkPolicy=opt(
+        enabled=st.booleans(),
+        loadBalancer=st.sampled_from(
+            [{"cidrs": ["10.1.0.0/16"]}, {"namespaces": [{"team": "edge"}]}, {"pods": [{}], "cidrs": ["10.1.0.0/16"]}]
+        ),
+        egress=st.lists(
+            st.sampled_from([{"ports": [443]}, {"to": {"cidrs": ["10.2.0.0/16"]}, "ports": [8443]}]), max_size=2
+        ),
+    ),
 )
 
 

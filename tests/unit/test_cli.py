@@ -27,6 +27,7 @@ def test_render_builtin_example_is_an_applyable_stream() -> None:
     assert (code, err) == (0, "")
     docs = list(yaml.safe_load_all(out))
     assert [d["kind"] for d in docs] == [
+        "NetworkPolicy",
         "ConfigMap",
         "Service",
         "Deployment",

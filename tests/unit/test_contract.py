@@ -14,7 +14,7 @@ from wsfleet_operator.validation import parse_and_check
 from wsfleet_workload import contract as c
 from wsfleet_workload.config import Config
 
-WORKLOAD_ONLY = {c.ENV_PRESENCE_TTL, c.ENV_HOST, c.ENV_LOG_LEVEL}
+WORKLOAD_ONLY = {c.ENV_PRESENCE_TTL, c.ENV_HOST, c.ENV_LOG_LEVEL, c.ENV_LOG_FORMAT}
 SPEC: dict[str, Any] = {
     "publish": {"apiKeySecret": {"name": "api", "key": "key"}},
     "auth": {"jwt": {"algorithm": "HS256", "keySecret": {"name": "jwt", "key": "hs256"}, "issuer": "https://id",

@@ -305,7 +305,14 @@ def test_gateway_session_persistence_is_opt_in() -> None:
 
 def test_none_provider_uses_service_client_ip_affinity() -> None:
     objs = render({"affinity": {"mode": "clientIP", "ttl": "3h"}})
-    assert set(objs) == {"ConfigMap", "Service", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    assert set(objs) == {
+        "NetworkPolicy",
+        "ConfigMap",
+        "Service",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }
     assert objs["Service"]["spec"]["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 10800}}
 
 
@@ -334,3 +341,24 @@ def test_audit_catches_a_mangled_manifest() -> None:
     dep["spec"]["replicas"] = 3
     problems = audit.audit(wss.spec, manifests)
     assert [p.split(":")[0] for p in problems] == ["I1", "I9"]
+
+
+SECRET_VARS = (contract.ENV_REDIS_URL, contract.ENV_PUBLISH_API_KEY, contract.ENV_JWT_KEY)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_secrets_reach_the_pod_only_through_secret_key_refs(path: Path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    doc["spec"]["publish"] = {"apiKeySecret": {"name": "pub", "key": "k"}}
+    doc["spec"]["auth"] = {"jwt": {"keySecret": {"name": "jwt", "key": "k"}}}
+    objs = {m["kind"]: m for m in render_all(parse_resource(doc))}
+    assert not set(SECRET_VARS) & set(objs["ConfigMap"]["data"]), "no secret in the ConfigMap"
+    env = {e["name"]: e for e in objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for var in SECRET_VARS:
+        assert set(env[var]) == {"name", "valueFrom"}, env[var]
+        assert set(env[var]["valueFrom"]) == {"secretKeyRef"}, env[var]
+    # Nothing else in any rendered object names a secret variable with a literal value.
+    for m in objs.values():
+        text = yaml.safe_dump(m)
+        for var in SECRET_VARS:
+            assert text.count(var) <= (1 if m["kind"] == "Deployment" else 0), (m["kind"], var)

@@ -26,17 +26,17 @@ from urllib.parse import parse_qs
 
 import socketio
 from prometheus_client import start_http_server
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from wsfleet_workload import contract as c
+from wsfleet_workload import redisconn
 from wsfleet_workload.auth import HandshakeLimiter
 from wsfleet_workload.config import Config
 from wsfleet_workload.drain import Drain
 from wsfleet_workload.fanout import Listener
 from wsfleet_workload.health import Answer, Health
 from wsfleet_workload.hub import Hub
-from wsfleet_workload.metrics import Metrics
+from wsfleet_workload.metrics import Metrics, refused
 from wsfleet_workload.presence import Presence
 from wsfleet_workload.replay import Replay
 from wsfleet_workload.server import Gateway, make_sio
@@ -56,19 +56,14 @@ class Workload:
         self.metrics = Metrics()
         # A reconnect wave runs hundreds of commands at once: they queue for one of 64 connections
         # (up to 5 s) instead of failing as the default pool does when it runs out.
-        self.redis = Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                cfg.redis_url, max_connections=64, timeout=5, decode_responses=True, socket_timeout=5,
-                socket_connect_timeout=2,
-            )
-        )  # fmt: skip
+        self.redis = redisconn.connect(cfg, pool=64, socket_timeout=5)
         self.keys = Keys(cfg.key_prefix)
         self.replay = Replay(self.redis, self.keys, ttl=cfg.replay_ttl, max_messages=cfg.replay_max_messages)
         self.presence = Presence(self.redis, self.keys, cfg.presence_ttl)
         self.sio = make_sio(cfg)
         self.listener = Listener(
             # its own client: a blocked pub/sub read must never wait behind commands, nor they behind it
-            Redis.from_url(cfg.redis_url, decode_responses=True, socket_timeout=None, socket_connect_timeout=2),
+            redisconn.connect(cfg, pool=None, socket_timeout=None),
             self.redis,
             f"{cfg.key_prefix}:heartbeat:{secrets.token_hex(8)}",  # this process's own
             on_message=self._on_message,
@@ -169,7 +164,7 @@ class Workload:
             refusal = self._gate(scope)
             if refusal is not None:
                 reason, retry_after, message = refusal
-                self.metrics.handshake_rejections.labels(reason).inc()
+                refused(self.metrics, "handshake", reason, message, ip=_ip(scope))
                 await _refuse(scope, send, 503, {"error": message, "reason": reason}, retry_after)
                 return
         limit = self.cfg.max_payload_bytes
@@ -182,8 +177,9 @@ class Workload:
             body = None if length is not None and int(length) > limit else await _read_body(receive, limit)
             if body is None:
                 size = f"{int(length)} bytes" if length is not None else f"more than {limit} bytes (chunked)"
-                self.metrics.rejected.labels("post", "payload_too_large").inc()
-                await _json(send, 413, {"error": f"payload too large: {size}, limit {limit}"})
+                message = f"payload too large: {size}, limit {limit}"
+                refused(self.metrics, "post", "payload_too_large", message, ip=_ip(scope))
+                await _json(send, 413, {"error": message})
                 return
             receive = _replay_body(body)
             if length is None:
@@ -212,9 +208,8 @@ class Workload:
             if message["type"] == "websocket.receive":
                 size = len(message.get("text") or "") or len(message.get("bytes") or b"")
                 if size > limit:
-                    metrics.rejected.labels("frame", "payload_too_large").inc()
                     reason = f"message too big: {size} bytes, limit {limit}"
-                    log.warning("closing a WebSocket: %s", reason, extra={"ip": (scope.get("client") or ("",))[0]})
+                    refused(metrics, "frame", "payload_too_large", f"{reason}: closing with 1009", ip=_ip(scope))
                     with contextlib.suppress(Exception):
                         await send({"type": "websocket.close", "code": 1009, "reason": reason})
                     return {"type": "websocket.disconnect", "code": 1009}
@@ -256,8 +251,9 @@ class Workload:
         given = headers.get(b"authorization", b"").decode("latin-1")
         token = given.removeprefix("Bearer ").strip() or headers.get(b"x-api-key", b"").decode("latin-1")
         if not token or not hmac.compare_digest(token.encode(), key.encode()):
-            self.metrics.rejected.labels("api", "bad_api_key").inc()
-            return 401, "missing or wrong API key (Authorization: Bearer <key>)"
+            message = "missing or wrong API key (Authorization: Bearer <key>)"
+            refused(self.metrics, "api", "bad_api_key", message, ip=_ip(scope))
+            return 401, message
         return None
 
     async def _publish(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
@@ -270,8 +266,9 @@ class Workload:
             return
         body = await _read_body(receive, self.cfg.max_payload_bytes)
         if body is None:
-            self.metrics.rejected.labels("api", "payload_too_large").inc()
-            await _json(send, 413, {"error": f"body larger than {self.cfg.max_payload_bytes} bytes"})
+            message = f"body larger than {self.cfg.max_payload_bytes} bytes"
+            refused(self.metrics, "api", "payload_too_large", message, ip=_ip(scope))
+            await _json(send, 413, {"error": message})
             return
         try:
             doc = json.loads(body)
@@ -282,7 +279,7 @@ class Workload:
                 raise BadRequest(f"rooms={rooms!r}: expected 1-100 room names")
             rooms = [check_room(r) for r in rooms]
         except (ValueError, BadRequest) as e:
-            self.metrics.rejected.labels("api", "bad_request").inc()
+            refused(self.metrics, "api", "bad_request", str(e), ip=_ip(scope))
             await _json(send, 400, {"error": str(e)})
             return
         data = dumps(doc["data"])
@@ -369,6 +366,10 @@ async def _json(send: Send, status: int, body: dict[str, Any], retry_after: int 
         headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _ip(scope: Scope) -> str:
+    return str((scope.get("client") or ("",))[0])
 
 
 async def _refuse(scope: Scope, send: Send, status: int, body: dict[str, Any], retry_after: int) -> None:

@@ -13,8 +13,10 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import parse_qs, unquote
 
 from wsfleet_workload import contract as c
+from wsfleet_workload.logs import FORMATS, LogFormat
 
 Transport = Literal["websocket", "polling"]
 
@@ -30,6 +32,67 @@ class Jwt:
     issuer: str | None = None
     audience: str | None = None
     rooms_claim: str = "rooms"
+
+
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+
+
+@dataclass(frozen=True)
+class Sentinel:
+    """A Sentinel-managed Redis, from
+    ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db][?sentinel_password=...]``
+    (``rediss+sentinel://`` for TLS to both the Sentinels and the primary). The password is the
+    primary's; the Sentinels' own comes from ``sentinel_password`` if they need one."""
+
+    hosts: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    tls: bool = False
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = field(default=None, repr=False)
+
+
+def parse_sentinel(url: str) -> Sentinel:
+    """Parse a Sentinel URL. Errors name the part that is wrong, never a password."""
+    var = c.ENV_REDIS_URL
+    scheme, _, rest = url.partition("://")
+    rest, _, query = rest.partition("?")
+    userinfo, at, location = rest.rpartition("@")
+    if not at:
+        userinfo, location = "", rest
+    hostlist, _, path = location.partition("/")
+    hosts = []
+    for item in hostlist.split(","):
+        host, colon, port = item.rpartition(":") if item.count(":") == 1 or item.startswith("[") else (item, "", "")
+        host = host.strip("[]")
+        if not host:
+            raise ConfigError(f"{var}: Sentinel address {item!r} has no host")
+        try:
+            hosts.append((host, int(port) if colon else 26379))
+        except ValueError:
+            raise ConfigError(f"{var}: Sentinel address {item!r}: port {port!r} is not a number") from None
+    parts = [p for p in path.split("/") if p]
+    if not parts or len(parts) > 2:
+        raise ConfigError(f"{var}: a Sentinel URL needs /<service name>[/<db>] after the hosts, got {path!r}")
+    try:
+        db = int(parts[1]) if len(parts) == 2 else 0
+    except ValueError:
+        raise ConfigError(f"{var}: database {parts[1]!r} is not a number") from None
+    params = {k: v[-1] for k, v in parse_qs(query).items()}
+    unknown = set(params) - {"sentinel_password"}
+    if unknown:
+        raise ConfigError(f"{var}: unknown Sentinel URL parameter(s) {sorted(unknown)}")
+    user, _, password = userinfo.partition(":")
+    return Sentinel(
+        hosts=tuple(hosts),
+        service=parts[0],
+        db=db,
+        tls=scheme == "rediss+sentinel",
+        username=unquote(user) or None,
+        password=unquote(password) or None,
+        sentinel_password=params.get("sentinel_password") or None,
+    )
 
 
 @dataclass(frozen=True)
@@ -64,6 +127,13 @@ class Config:
     pod_name: str = field(default_factory=socket.gethostname)
     namespace: str = "default"
     node_name: str = ""
+    log_format: LogFormat = "json"
+    log_level: str = "INFO"
+
+    @property
+    def sentinel(self) -> Sentinel | None:
+        """The Sentinel setup when redis_url is a Sentinel URL; None for a plain redis(s):// URL."""
+        return parse_sentinel(self.redis_url) if self.redis_url.split("://", 1)[0] in SENTINEL_SCHEMES else None
 
     @property
     def heartbeat_window(self) -> int:
@@ -114,6 +184,8 @@ class Config:
             pod_name=env.get(c.ENV_POD_NAME) or d.pod_name,
             namespace=env.get(c.ENV_POD_NAMESPACE) or d.namespace,
             node_name=env.get(c.ENV_NODE_NAME, ""),
+            log_format=r.choice(c.ENV_LOG_FORMAT, d.log_format, FORMATS),  # type: ignore[arg-type]
+            log_level=r.choice(c.ENV_LOG_LEVEL, d.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
         if cfg.metrics_port == cfg.port:
             raise ConfigError(f"{c.ENV_METRICS_PORT}={cfg.metrics_port}: must differ from {c.ENV_PORT}={cfg.port}")
@@ -183,10 +255,21 @@ class _Reader:
             raise ConfigError(f"{c.ENV_KEY_PREFIX}={raw!r}: at most 200 characters, no braces or whitespace")
         return raw
 
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = self.env.get(name) or default
+        if raw not in allowed:
+            raise ConfigError(f"{name}={raw!r}: must be one of {', '.join(allowed)}")
+        return raw
+
     def redis_url(self, default: str) -> str:
         raw = self.env.get(c.ENV_REDIS_URL) or default
         scheme = raw.split("://", 1)[0] if "://" in raw else ""
-        if scheme not in ("redis", "rediss", "unix"):
+        if scheme in SENTINEL_SCHEMES:
+            parse_sentinel(raw)  # refuse a malformed one now, naming the part (never the password)
+        elif scheme not in ("redis", "rediss", "unix"):
             # Never echo the URL: it may carry a password.
-            raise ConfigError(f"{c.ENV_REDIS_URL}: scheme {scheme!r} is not redis://, rediss:// or unix://")
+            raise ConfigError(
+                f"{c.ENV_REDIS_URL}: scheme {scheme!r} is not redis://, rediss://, unix://, "
+                "redis+sentinel:// or rediss+sentinel://"
+            )
         return raw

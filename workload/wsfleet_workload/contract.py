@@ -56,6 +56,7 @@ ENV_SEND_QUEUE_MESSAGES: Final = "WSFLEET_SEND_QUEUE_MESSAGES"  # slow-consumer 
 # Workload-only knobs (the operator does not set them): listen address and log level.
 ENV_HOST: Final = "WSFLEET_HOST"
 ENV_LOG_LEVEL: Final = "WSFLEET_LOG_LEVEL"
+ENV_LOG_FORMAT: Final = "WSFLEET_LOG_FORMAT"  # json (default) or text for local development
 # Prefix of every Redis key and channel; the operator sets wsfleet:<namespace>/<name> so that
 # several fleets can share one Redis.
 ENV_KEY_PREFIX: Final = "WSFLEET_KEY_PREFIX"

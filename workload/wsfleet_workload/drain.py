@@ -26,6 +26,7 @@ from typing import Any
 
 from wsfleet_workload import contract as c
 from wsfleet_workload.hub import Hub, packet
+from wsfleet_workload.logs import EVENT_DRAIN
 from wsfleet_workload.metrics import Metrics
 
 log = logging.getLogger("wsfleet.drain")
@@ -64,7 +65,13 @@ class Drain:
             self._t0 = now
         self.phase = phase
         self.timeline.append((phase, round(now - self._t0, 3), facts))
-        log.info("drain phase %s at +%.3fs %s", phase, now - self._t0, facts, extra={"phase": phase, **facts})
+        log.info(
+            "drain phase %s at +%.3fs %s",
+            phase,
+            now - self._t0,
+            facts,
+            extra={"event": EVENT_DRAIN, "phase": phase, **facts},
+        )
 
     def mark_unready(self, trigger: str) -> None:
         if self.phase == "serving":

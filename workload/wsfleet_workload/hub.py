@@ -161,7 +161,7 @@ class Hub:
             "cutting off a slow consumer: %d packets queued (limit %d)",
             depth,
             self.cfg.send_queue_messages,
-            extra={"client": client.session, "sid": client.sid},
+            extra={"client": client.session, "connection": client.sid},
         )
         await self.close(client, reason, flush=False)
 

@@ -17,7 +17,7 @@ from types import FrameType
 
 import uvicorn
 
-from wsfleet_workload import contract as c
+from wsfleet_workload import logs
 from wsfleet_workload.app import Workload
 from wsfleet_workload.config import Config, ConfigError
 
@@ -73,16 +73,12 @@ def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get(c.ENV_LOG_LEVEL, "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
     try:
         cfg = Config.from_environ(os.environ if environ is None else environ)
     except ConfigError as e:
         print(f"wsfleet-workload: configuration error: {e}", file=sys.stderr)
         return 2
+    logs.setup(cfg.log_format, "workload", cfg.log_level)
     workload = Workload(cfg)
     server = Server(uvicorn_config(cfg, workload), workload)
     server.run()

@@ -6,9 +6,15 @@ metrics port serves it, never on the public port.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from wsfleet_workload import contract as c
+from wsfleet_workload.logs import EVENT_REFUSED
+
+log = logging.getLogger("wsfleet.refused")
 
 
 def _name(metric: str) -> str:
@@ -61,3 +67,16 @@ class Metrics:
         )
         self.draining = Gauge(c.METRIC_DRAINING, "1 while this pod drains.", registry=r)
         self.listener_up = Gauge(c.METRIC_LISTENER_UP, "1 while the Redis fan-out listener is subscribed.", registry=r)
+
+
+def refused(
+    metrics: Metrics, what: str, reason: str, message: str, level: int = logging.WARNING, **fields: Any
+) -> None:
+    """Count a refusal and log it as a searchable event: event=refused, what, reason, and the
+    correlation fields (ip, connection, client, room). Handshakes have their own counter."""
+    if what == "handshake":
+        metrics.handshake_rejections.labels(reason).inc()
+    else:
+        metrics.rejected.labels(what, reason).inc()
+    log.log(level, "refused %s (%s): %s", what, reason, message, extra={"event": EVENT_REFUSED, "what": what,
+                                                                       "reason": reason, **fields})  # fmt: skip

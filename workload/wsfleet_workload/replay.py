@@ -3,9 +3,12 @@
 Every published message goes through one Lua script, so that the offset, the stream entry and
 the pub/sub frame are written atomically and in the same order on every pod:
 
-1. the meta hash holds the room's ``epoch`` and last ``offset``; a missing hash means the
-   history is gone (expired, flushed or a failed-over Redis), so a new epoch starts and the old
-   stream is deleted: a client holding offsets of the old epoch is told ``recovered: false``;
+1. the meta hash holds the room's ``epoch``, last ``offset`` and the ``replid`` of the Redis
+   primary that wrote it; a missing hash means the history is gone (expired, flushed), so a new
+   epoch starts and the old stream is deleted: a client holding offsets of the old epoch is told
+   ``recovered: false``. A hash written under another replication id is not trusted either: a
+   replica promoted by Sentinel (or a restarted primary) may lack the last writes, and offsets
+   reused after such a loss would look like messages a client already has (a silent gap);
 2. the entry is added with id ``<offset>-0`` and ``MAXLEN = replay.maxMessages``;
 3. entries older than ``replay.ttl`` are trimmed from the head, and the stream key expires
    ``replay.ttl`` after the last message, so a quiet room costs nothing;
@@ -29,15 +32,27 @@ from wsfleet_workload.wire import Keys, MessageFrame, Position, offset_of, strea
 # A day: offsets stay meaningful across quiet periods far longer than any replay window.
 META_TTL_SECONDS = 86400
 
+# The primary's replication id: new on every promotion and every restart.
+_REPLID = "string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')"
+
+_HEAD = """
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'offset', 'replid')
+if not m[1] then return false end
+if m[3] ~= $REPLID then return false end
+return {m[1], m[2]}
+""".replace("$REPLID", _REPLID)
+
 _PUBLISH = """
 local meta, stream, channel = KEYS[1], KEYS[2], KEYS[3]
 local new_epoch, data, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ttl_ms, meta_ttl_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
-local epoch = redis.call('HGET', meta, 'epoch')
-if not epoch then
+local replid = $REPLID
+local m = redis.call('HMGET', meta, 'epoch', 'replid')
+local epoch = m[1]
+if not epoch or m[2] ~= replid then
   epoch = new_epoch
   redis.call('DEL', stream)
-  redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
+  redis.call('HSET', meta, 'epoch', epoch, 'offset', 0, 'replid', replid)
 end
 local offset = redis.call('HINCRBY', meta, 'offset', 1)
 local now = redis.call('TIME')
@@ -60,7 +75,7 @@ redis.call('PEXPIRE', stream, ttl_ms)
 redis.call('PEXPIRE', meta, meta_ttl_ms)
 redis.call('PUBLISH', channel, 'M|' .. epoch .. '|' .. offset .. '|' .. data)
 return {epoch, offset}
-"""
+""".replace("$REPLID", _REPLID)
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class Replay:
         self.redis, self.keys = redis, keys
         self.ttl, self.max_messages = ttl, max_messages
         self._publish = redis.register_script(_PUBLISH)
+        self._head = redis.register_script(_HEAD)
 
     async def publish(self, room: str, data_json: str) -> tuple[str, int]:
         k = self.keys
@@ -93,9 +109,10 @@ class Replay:
         return _text(epoch), int(offset)
 
     async def head(self, room: str) -> Position | None:
-        """The room's epoch and last offset; None if the room has no history."""
-        raw = await self.redis.hmget(self.keys.meta(room), ["epoch", "offset"])
-        if raw[0] is None:
+        """The room's epoch and last offset; None if the room has no history it can trust
+        (none at all, or written before a failover or restart of the Redis primary)."""
+        raw = await self._head(keys=[self.keys.meta(room)])
+        if not raw:
             return None
         return Position(_text(raw[0]), int(raw[1] or 0))
 

@@ -27,7 +27,7 @@ from wsfleet_workload.auth import Authenticator, AuthError, Identity
 from wsfleet_workload.config import Config
 from wsfleet_workload.fanout import Unavailable
 from wsfleet_workload.hub import Client, Hub, packet
-from wsfleet_workload.metrics import Metrics
+from wsfleet_workload.metrics import Metrics, refused
 from wsfleet_workload.replay import Replay
 from wsfleet_workload.wire import BadRequest, Handshake, Position, dumps, parse_auth, room_arg
 
@@ -104,8 +104,7 @@ class Gateway:
             sio.on(name, getattr(self, "on_" + name))
 
     def _refuse(self, reason: str, message: str, ip: str) -> None:
-        self.metrics.handshake_rejections.labels(reason).inc()
-        log.warning("handshake refused (%s): %s", reason, message, extra={"ip": ip, "reason": reason})
+        refused(self.metrics, "handshake", reason, message, ip=ip)
         raise socketio.exceptions.ConnectionRefusedError(message, {"reason": reason})
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
@@ -164,10 +163,8 @@ class Gateway:
 
     async def malformed(self, eio_sid: str, data: Any, error: Exception) -> None:
         head = data[:80] if isinstance(data, str) else f"<{len(data)} bytes>"
-        self.metrics.rejected.labels("packet", "malformed").inc()
-        log.warning(
-            "malformed Socket.IO packet %r: %s: %s", head, type(error).__name__, error, extra={"eio_sid": eio_sid}
-        )
+        message = f"malformed Socket.IO packet {head!r}: {type(error).__name__}: {error}"
+        refused(self.metrics, "packet", "malformed", message, connection=eio_sid)
         sock = self.sio.eio.sockets.get(eio_sid)
         if sock is not None and not sock.closed:
             body = {"error": f"malformed Socket.IO packet ({type(error).__name__}: {error})", "packet": head}
@@ -181,9 +178,13 @@ class Gateway:
         if reason == self.sio.reason.PING_TIMEOUT:
             self.metrics.heartbeat_timeouts.inc()
         if client is not None:
-            log.info("disconnected: %s", reason, extra={"client": client.session, "sid": sid, "reason": label})
+            log.info("disconnected: %s", reason, extra={"client": client.session, "connection": sid, "reason": label})
             await self.hub.remove(client, reason)
         self.metrics.connections.set(len(self.hub.clients))
+
+    def _who(self, sid: str) -> dict[str, str]:
+        client = self.hub.clients.get(sid)
+        return {"client": client.session} if client is not None else {}
 
     def _client(self, sid: str) -> Client:
         client = self.hub.clients.get(sid)
@@ -196,10 +197,10 @@ class Gateway:
             result: dict[str, Any] = await coro
             return {"ok": True, **result}
         except BadRequest as e:
-            self.metrics.rejected.labels(what, "bad_request").inc()
+            refused(self.metrics, what, "bad_request", str(e), logging.INFO, connection=sid, **self._who(sid))
             return {"ok": False, "error": f"{what}: {e}"}
         except Unavailable as e:
-            self.metrics.rejected.labels(what, "unavailable").inc()
+            refused(self.metrics, what, "unavailable", str(e), logging.INFO, connection=sid, **self._who(sid))
             return {"ok": False, "error": f"{what}: {e}", "retry": True}
         except RedisError as e:
             self.metrics.redis_errors.labels(what).inc()

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wsfleet_operator.model import WebSocketService
-from wsfleet_operator.render import configmap, deployment, hpa, monitoring, pdb, service
+from wsfleet_operator.render import configmap, deployment, hpa, monitoring, network_policy, pdb, service
 from wsfleet_operator.render.context import Context, Manifest
 from wsfleet_operator.render.providers import registry
 
 SingleRenderer = Callable[[Context], Manifest | None]
 
-BEFORE_PROVIDER: tuple[SingleRenderer, ...] = (configmap.render, service.render)
+# The NetworkPolicy comes first: no pod of the fleet exists before its policy does.
+BEFORE_PROVIDER: tuple[SingleRenderer, ...] = (network_policy.render, configmap.render, service.render)
 AFTER_PROVIDER: tuple[SingleRenderer, ...] = (
     deployment.render,
     hpa.render,
@@ -36,6 +37,7 @@ CORE_KINDS = (
     ("policy/v1", "PodDisruptionBudget"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    network_policy.KIND,
 )
 
 

@@ -29,12 +29,13 @@ import pytest
 import socketio
 import websocket
 
-from tests.support.processes import API_KEY, Workload, wait_for
+from tests.support.processes import Workload, wait_for
 from tests.support.processes import http as http_call
 from tests.support.pyclient import PyClient
+from tests.support.secrets import API_KEY, JWT_KEY
 from wsfleet_workload import contract as c
 
-SECRET = "a-test-signing-key-of-32-bytes-or-more!"
+SECRET = JWT_KEY
 
 
 def raw_client(w: Workload) -> websocket.WebSocket:
@@ -128,7 +129,10 @@ def test_oversized_frame_closes_with_1009(workloads: Callable[..., Workload]) ->
     assert frame[2:].decode() == "message too big: 200040 bytes, limit 100000"
     finish(ws)
     assert w.metric(c.METRIC_REJECTED, request="frame", reason="payload_too_large") == 1
-    assert "message too big: 200040 bytes, limit 100000" in w.log()
+    (refusal,) = w.events(event="refused", what="frame")
+    assert refusal["reason"] == "payload_too_large"
+    assert "message too big: 200040 bytes, limit 100000" in refusal["message"]
+    assert refusal["ip"] == "127.0.0.1"
     still_serving(w)
 
 
@@ -264,6 +268,8 @@ def test_slow_consumer_is_cut_off_and_others_are_not(workloads: Callable[..., Wo
     assert asyncio.run(scenario()) == list(range(1, 401)), "the fast client got everything"
     wait_for(lambda: w.metric(c.METRIC_SLOW_CONSUMERS) == 1, 10, "the slow consumer cut off")
     assert w.metric(c.METRIC_DISCONNECTS, reason="slow_consumer") == 1
-    assert "cutting off a slow consumer" in w.log()
+    (cut,) = [e for e in w.events(level="WARNING") if "cutting off a slow consumer" in e["message"]]
+    assert cut["client"], "the log line names the client"
+    assert cut["connection"], "and its connection"
     finish(slow)
     still_serving(w)

@@ -12,8 +12,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from tests.support.processes import API_KEY, Redis, Workload, http, wait_for
+from tests.support.processes import Redis, Workload, http, wait_for
 from tests.support.pyclient import PyClient
+from tests.support.secrets import API_KEY
 from wsfleet_workload import contract as c
 
 

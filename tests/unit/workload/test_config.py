@@ -53,3 +53,42 @@ def test_secrets_never_appear_in_errors_or_repr() -> None:
     assert "hunter2" not in repr(cfg)
     assert "sekrit" not in repr(cfg)
     assert "j" * 40 not in repr(cfg)
+
+
+def test_sentinel_urls_parse_into_hosts_service_and_credentials() -> None:
+    url = "rediss+sentinel://app:s3cret@10.0.0.1:26379,sentinel-b,[fd00::5]:26380/wsfleet/2?sentinel_password=sp"
+    cfg = Config.from_environ({c.ENV_REDIS_URL: url})
+    s = cfg.sentinel
+    assert s is not None
+    assert s.hosts == (("10.0.0.1", 26379), ("sentinel-b", 26379), ("fd00::5", 26380))
+    assert (s.service, s.db, s.tls) == ("wsfleet", 2, True)
+    assert (s.username, s.password, s.sentinel_password) == ("app", "s3cret", "sp")
+    assert "s3cret" not in repr(s)
+    assert Config.from_environ({c.ENV_REDIS_URL: "redis://:pw@h:6379/0"}).sentinel is None
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis+sentinel://:pw@h1,h2", "needs /<service name>"),
+        ("redis+sentinel://:pw@h1:x/svc", "port 'x' is not a number"),
+        ("redis+sentinel://:pw@h1/svc/zero", "database 'zero' is not a number"),
+        ("redis+sentinel://:pw@h1/svc?master=x", "unknown Sentinel URL parameter(s) ['master']"),
+        ("memcached://:pw@h1", "scheme 'memcached' is not"),
+    ],
+)
+def test_bad_redis_urls_name_the_part_never_the_password(url: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        Config.from_environ({c.ENV_REDIS_URL: url})
+    assert message in str(err.value)
+    assert c.ENV_REDIS_URL in str(err.value)
+    assert "pw" not in str(err.value)
+
+
+def test_log_format_and_level_are_checked() -> None:
+    assert Config.from_environ({}).log_format == "json"
+    assert Config.from_environ({c.ENV_LOG_FORMAT: "text"}).log_format == "text"
+    with pytest.raises(ConfigError, match="WSFLEET_LOG_FORMAT='yaml': must be one of json, text"):
+        Config.from_environ({c.ENV_LOG_FORMAT: "yaml"})
+    with pytest.raises(ConfigError, match="WSFLEET_LOG_LEVEL='LOUD'"):
+        Config.from_environ({c.ENV_LOG_LEVEL: "LOUD"})

@@ -7,6 +7,7 @@ the reconciler applies them before the Deployment.
 
 from __future__ import annotations
 
+from wsfleet_operator.model import Peers
 from wsfleet_operator.render.context import Context, Manifest
 from wsfleet_operator.render.providers.base import INGRESS, Provider, ingress
 
@@ -53,4 +54,8 @@ def render(ctx: Context) -> list[Manifest]:
     return [ingress(ctx, ingress_annotations(ctx), ctx.spec.load_balancer.class_name or "alb")]
 
 
-PROVIDER = Provider("alb", (INGRESS,), render)
+# With target-type ip the ALB's nodes connect to pod IPs from the VPC's subnets, whose CIDR the
+# operator cannot know: the private ranges by default; set networkPolicy.loadBalancer.cidrs to the
+# VPC's (or the ALB subnets') CIDR to narrow it.
+PRIVATE_RANGES = Peers(cidrs=["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])
+PROVIDER = Provider("alb", (INGRESS,), render, sources=lambda ctx: PRIVATE_RANGES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from wsfleet_operator.model import Peers
 from wsfleet_operator.render.context import Context, Manifest
 
 # (apiVersion, kind) of an object a provider may render; the reconciler deletes owned
@@ -24,8 +25,28 @@ class Annotator(Protocol):
     def __call__(self, ctx: Context) -> dict[str, str]: ...
 
 
+class Sources(Protocol):
+    def __call__(self, ctx: Context) -> Peers: ...
+
+
 def no_annotations(ctx: Context) -> dict[str, str]:
     return {}
+
+
+def same_namespace(ctx: Context) -> Peers:
+    """Any pod of the resource's own namespace: for a load balancer the provider cannot name."""
+    return Peers(pods=[{}])
+
+
+def namespace_named(name: str) -> Peers:
+    return Peers(namespaces=[{NAMESPACE_NAME_LABEL: name}])
+
+
+# Set by the API server on every namespace (since Kubernetes 1.22).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# Google front ends and health checkers reach pod IPs directly through NEGs from these
+# ranges (GCE Ingress and the GKE Gateway both use container-native load balancing).
+GOOGLE_FRONT_ENDS = Peers(cidrs=["35.191.0.0/16", "130.211.0.0/22"])
 
 
 @dataclass(frozen=True)
@@ -34,6 +55,9 @@ class Provider:
     kinds: tuple[Kind, ...]
     render: Renderer
     service_annotations: Annotator = no_annotations
+    # Who the load balancer's traffic comes from, for the NetworkPolicy (spec.networkPolicy.
+    # loadBalancer overrides it).
+    sources: Sources = same_namespace
 
 
 def tls_annotations(ctx: Context) -> dict[str, str]:

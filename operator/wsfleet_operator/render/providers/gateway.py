@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from wsfleet_operator.durations import format_seconds as fmt
+from wsfleet_operator.model import Peers
 from wsfleet_operator.render.context import Context, Manifest
 from wsfleet_operator.render.providers import gce
-from wsfleet_operator.render.providers.base import Kind, Provider
+from wsfleet_operator.render.providers.base import GOOGLE_FRONT_ENDS, Kind, Provider, namespace_named
 
 HTTP_ROUTE: Kind = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 BACKEND_TRAFFIC_POLICY: Kind = ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy")
@@ -144,6 +145,23 @@ def render_gke(ctx: Context) -> list[Manifest]:
     return [http_route(ctx), gcp_backend_policy(ctx), health_check_policy(ctx)]
 
 
-GENERIC = Provider("gateway/generic", (HTTP_ROUTE,), render_generic)
-ENVOY = Provider("gateway/envoy", (HTTP_ROUTE, BACKEND_TRAFFIC_POLICY), render_envoy)
-GKE = Provider("gateway/gke", (HTTP_ROUTE, GCP_BACKEND_POLICY, HEALTH_CHECK_POLICY), render_gke)
+def _gateway_namespace(ctx: Context) -> Peers:
+    # Most implementations run the Gateway's proxies in the Gateway's namespace.
+    gw = ctx.spec.load_balancer.gateway
+    return namespace_named(gw.namespace if gw is not None and gw.namespace else ctx.namespace)
+
+
+GENERIC = Provider("gateway/generic", (HTTP_ROUTE,), render_generic, sources=_gateway_namespace)
+# Envoy Gateway provisions its proxies in the controller's namespace by default.
+ENVOY = Provider(
+    "gateway/envoy",
+    (HTTP_ROUTE, BACKEND_TRAFFIC_POLICY),
+    render_envoy,
+    sources=lambda ctx: namespace_named("envoy-gateway-system"),
+)
+GKE = Provider(
+    "gateway/gke",
+    (HTTP_ROUTE, GCP_BACKEND_POLICY, HEALTH_CHECK_POLICY),
+    render_gke,
+    sources=lambda ctx: GOOGLE_FRONT_ENDS,
+)

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_operator.render.providers.base import INGRESS, Kind, Provider, ingress
+from wsfleet_operator.render.providers.base import GOOGLE_FRONT_ENDS, INGRESS, Kind, Provider, ingress
 
 BACKEND_CONFIG: Kind = ("cloud.google.com/v1", "BackendConfig")
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
@@ -65,4 +65,6 @@ def service_annotations(ctx: Context) -> dict[str, str]:
     }
 
 
-PROVIDER = Provider("gce", (INGRESS, BACKEND_CONFIG), render, service_annotations)
+PROVIDER = Provider(
+    "gce", (INGRESS, BACKEND_CONFIG), render, service_annotations, sources=lambda ctx: GOOGLE_FRONT_ENDS
+)

@@ -7,7 +7,7 @@ after worker-shutdown-timeout: the operations runbook covers that.
 from __future__ import annotations
 
 from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_operator.render.providers.base import INGRESS, Provider, ingress
+from wsfleet_operator.render.providers.base import INGRESS, Provider, ingress, namespace_named
 
 P = "nginx.ingress.kubernetes.io/"
 
@@ -62,4 +62,5 @@ def render(ctx: Context) -> list[Manifest]:
     return [ingress(ctx, ingress_annotations(ctx), ctx.spec.load_balancer.class_name or "nginx")]
 
 
-PROVIDER = Provider("nginx", (INGRESS,), render)
+# The controller's pods proxy every connection; ingress-nginx's own install uses this namespace.
+PROVIDER = Provider("nginx", (INGRESS,), render, sources=lambda ctx: namespace_named("ingress-nginx"))
