@@ -9,10 +9,12 @@ from the listener are applied in order by one pump per room, under the room's lo
   ``gap`` event: a hole is announced, never silent;
 - a new epoch means the history was lost (Redis flushed or failed over): members get ``gap``.
 
-A frame is encoded once and the same Engine.IO packet object is put straight on each member's
-send queue: no task and no re-encoding per recipient. A member whose queue is already
-``send_queue_messages`` deep is cut off (slow consumer) and recovers from the stream when it
-comes back.
+A frame is encoded once and the same Engine.IO packet object goes to every member: on an
+established WebSocket its frame (built once) is written straight to the connection's transport
+(compat.py), on long-polling it is put on the session's queue; no task and no re-encoding per
+recipient. A member that does not keep up (``send_queue_messages`` packets queued, or that many
+times 4 KB unsent on its WebSocket) is cut off (slow consumer) and recovers from the stream when
+it comes back.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import socketio
 from engineio import packet as eio_packet
 from redis.exceptions import RedisError
 
+from wsfleet_workload import compat
 from wsfleet_workload import contract as c
 from wsfleet_workload.auth import Identity
 from wsfleet_workload.config import Config
@@ -96,6 +99,9 @@ class Hub:
         self.replay, self.presence, self.listener, self.metrics = replay, presence, listener, metrics
         self.clients: dict[str, Client] = {}
         self.rooms: dict[str, Room] = {}
+        self.direct_sent = 0  # packets written straight to a WebSocket (compat.py), for the metric
+        # The unsent-bytes budget of a WebSocket written directly: about sendQueueMessages 4 KB packets.
+        compat.AsyncSocket.max_buffer = cfg.send_queue_messages * 4096
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- sending -------------------------------------------------------------------
@@ -105,6 +111,15 @@ class Hub:
             return True
         sock = self.sio.eio.sockets.get(client.eio_sid)
         if sock is None or sock.closed or sock.closing or client.cut:
+            return False
+        if getattr(sock, "direct", None) is not None:
+            # An established WebSocket: written now (compat.py); refused when the client has
+            # stopped reading and its unsent bytes passed the budget.
+            if sock.write(pkt):
+                self.direct_sent += 1
+                return True
+            if not sock.direct.transport.is_closing():
+                self._spawn(self.cut(client, "slow consumer"))
             return False
         if sock.queue.qsize() >= self.cfg.send_queue_messages:
             self._spawn(self.cut(client, "slow consumer"))
@@ -118,10 +133,12 @@ class Hub:
             self.send(client, pkt)
 
     def broadcast(self, room: Room, pkt: eio_packet.Packet) -> int:
-        sent = 0
+        sent, before = 0, self.direct_sent
         for member in room.members.values():
             sent += self.send(member, pkt)
-        self.metrics.messages_out.inc(sent)
+        direct = self.direct_sent - before
+        self.metrics.messages_out.labels("direct").inc(direct)
+        self.metrics.messages_out.labels("queued").inc(sent - direct)
         return sent
 
     async def close(self, client: Client, reason: str, *, flush: bool) -> None:
@@ -136,6 +153,8 @@ class Hub:
         sock = self.sio.eio.sockets.get(client.eio_sid)
         if sock is None or sock.closed:
             return
+        if not flush and getattr(sock, "direct", None) is not None:
+            sock.direct.transport.abort()  # drop what it did not read; the reader then ends the session
         if not flush:
             while not sock.queue.empty():
                 sock.queue.get_nowait()
@@ -155,12 +174,14 @@ class Hub:
             return
         client.cut = True
         sock = self.sio.eio.sockets.get(client.eio_sid)
-        depth = sock.queue.qsize() if sock else 0
+        direct = sock is not None and getattr(sock, "direct", None) is not None
+        depth = sock.buffered() if sock is not None else 0
         self.metrics.slow_consumers.inc()
         log.warning(
-            "cutting off a slow consumer: %d packets queued (limit %d)",
+            "cutting off a slow consumer: %d %s unsent (limit %d)",
             depth,
-            self.cfg.send_queue_messages,
+            "bytes" if direct else "packets",
+            compat.AsyncSocket.max_buffer if direct else self.cfg.send_queue_messages,
             extra={"client": client.session, "connection": client.sid},
         )
         await self.close(client, reason, flush=False)
@@ -292,7 +313,7 @@ class Hub:
         if missed.recovered and (missed.epoch == room.epoch or not missed.messages):
             for f in missed.messages:
                 self.send(client, self._message_packet(room.name, f))
-            self.metrics.messages_out.inc(len(missed.messages))
+            self.metrics.messages_out.labels("replay").inc(len(missed.messages))
             self.metrics.replay.labels("hit").inc()
             return {"recovered": True, "missed": len(missed.messages)}
         self.metrics.replay.labels("miss").inc()

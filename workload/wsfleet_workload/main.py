@@ -53,7 +53,9 @@ def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
         workload,
         host=cfg.host,
         port=cfg.port,
-        http="h11",
+        # httptools (llhttp, in C) parses handshakes and long-polling requests; wsproto frames
+        # WebSockets (and the broadcast path writes its frames directly, compat.py).
+        http="httptools",
         ws="wsproto",
         # Per-message deflate triples memory per connection; Node's Socket.IO has it off too.
         ws_per_message_deflate=False,
@@ -68,7 +70,9 @@ def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=3,
-        loop="asyncio",
+        # libuv's event loop: transports, timers and callbacks in C, the broadcast path's writes
+        # and every connection's reads included.
+        loop="uvloop",
     )
 
 

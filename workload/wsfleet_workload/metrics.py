@@ -37,7 +37,13 @@ class Metrics:
         self.messages_in = Counter(
             _name(c.METRIC_MESSAGES_IN), "Messages published (by clients and the HTTP API).", ["source"], registry=r
         )
-        self.messages_out = Counter(_name(c.METRIC_MESSAGES_OUT), "Messages delivered to clients.", registry=r)
+        self.messages_out = Counter(
+            _name(c.METRIC_MESSAGES_OUT),
+            "Messages delivered to clients, by path: live and written to the WebSocket at once (direct), "
+            "live and queued (long-polling, a WebSocket being set up), or replayed on recovery (replay).",
+            ["path"],
+            registry=r,
+        )
         self.replay = Counter(
             _name(c.METRIC_REPLAY),
             "Room recoveries on reconnect: hit (all missed messages replayed) or miss.",

@@ -62,6 +62,10 @@ def test_python_and_js_clients_get_every_message_from_both_pods(
         js_a.stop()
         js_b.stop()
     assert a.metric(c.METRIC_MESSAGES_OUT) >= 20 * 4
+    # pa (websocket only) and the JS clients once upgraded are written to directly; the polling
+    # client on b is queued.
+    assert a.metric(c.METRIC_MESSAGES_OUT, path="direct") >= 20
+    assert b.metric(c.METRIC_MESSAGES_OUT, path="queued") >= 20
     assert a.metric(c.METRIC_MESSAGES_IN, source="api") == 10
     assert b.metric(c.METRIC_MESSAGES_IN, source="client") == 10
 
