@@ -55,7 +55,9 @@ class _DirectQueue(asyncio.Queue[Any]):
     def put_nowait(self, item: Any) -> None:
         if item is not None and self.sock.direct is not None:
             if not self.sock.write(item):
-                return  # a dead or stuck transport: the reader notices and ends the session
+                # Closing (the reader ends the session), or a client that stopped reading: cut it
+                # rather than drop one packet silently; it reconnects and recovers from the stream.
+                self.sock.direct.transport.abort()
             return
         super().put_nowait(item)
 
@@ -117,7 +119,10 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             # Everything but the end marker is written at send time; no timeout here: pings are
             # written directly too, and the reader ends the session (and this wait) on silence.
             while True:
-                pkt = await asyncio.Queue.get(self.queue)
+                try:
+                    pkt = await asyncio.Queue.get(self.queue)
+                except asyncio.CancelledError:
+                    raise exceptions.QueueEmpty() from None  # as python-engineio's poll does
                 self.queue.task_done()
                 if pkt is None:
                     return []
