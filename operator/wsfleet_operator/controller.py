@@ -92,9 +92,7 @@ class Controller:
                 RECONCILES.labels("error").inc()
                 raise
             RECONCILES.labels(result.outcome).inc()
-            if result.outcome == "refused":
-                log.warning("refused the spec: nothing applied", extra={"event": logs.EVENT_REFUSED, "reason": "spec"})
-            elif result.writes:
+            if result.outcome != "refused" and result.writes:
                 log.info("reconciled: %d writes", result.writes, extra={"writes": result.writes, "ready": result.ready})
             return result
 
@@ -185,6 +183,8 @@ class Controller:
         if self._write_status(meta["namespace"], meta["name"], body.get("status") or {}, status):
             # One Warning per refusal (not per resync): only when the refusal is news.
             emit("Warning", "InvalidSpec", "; ".join(problems))
+            log.warning("refused the spec, nothing applied: %s", "; ".join(problems),
+                        extra={"event": logs.EVENT_REFUSED, "reason": "InvalidSpec"})  # fmt: skip
         return Result("refused", sum(self.kube.writes.values()) - before, ready=False)
 
     def _write_status(self, ns: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -7,6 +7,7 @@ it must not be able to do.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -90,7 +91,13 @@ def test_rbac_is_enough_to_bring_a_fleet_to_ready(
     wait_ready(installed, "chat-envoy", namespace)
     assert installed.get("backendtrafficpolicy", "chat-envoy", namespace) is not None
     assert installed.get("servicemonitor", "chat-envoy", namespace) is not None
-    log = operator_as_service_account.log.read_text()
+    # JSON log lines: the text to search is in their message and traceback, unescaped.
+    raw = operator_as_service_account.log.read_text().splitlines()
+    lines = [json.loads(line) for line in raw if line.startswith("{")]
+    assert lines, "the operator logs JSON lines"
+    log = "\n".join(f"{d['message']}\n{d.get('exc_info', '')}" for d in lines)
+    log += "\n".join(line for line in raw if not line.startswith("{"))
+    log = log.replace('\\"', '"')  # the API's Status body, quoted inside the exception text
     # An RBAC denial reads `... is forbidden: User "system:serviceaccount:..." cannot <verb> ...`.
     # (Other 403s, from namespaces that earlier tests are deleting, are not about RBAC.)
     denials = re.findall(r'is forbidden: User "[^"]+" cannot [^\n]*', log)

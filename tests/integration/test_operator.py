@@ -199,6 +199,12 @@ def test_secret_values_never_leave_their_secrets(kubectl: Kubectl, operator: Ope
     assert "chat-jwt" in everything, "the dump holds the objects"
     for value in secrets.ALL:
         assert value not in everything, "a secret value in an object, event or status"
+    # The operator's log: JSON lines; those of this resource's reconciles carry both correlation ids.
+    lines = [json.loads(line) for line in operator.log.read_text().splitlines() if line.startswith("{")]
+    ours = [d for d in lines if d.get("resource") == f"{namespace}/chat"]
+    assert ours, "no log line names the resource"
+    assert all(d["component"] == "operator" for d in lines)
+    assert any(d.get("reconcile_id") and d["message"].startswith("reconciled") for d in ours), ours[-5:]
 
 
 def test_deletion_garbage_collects_children(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
