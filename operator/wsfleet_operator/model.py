@@ -422,6 +422,13 @@ class Presence(_Spec):
     """Presence tracking in Redis."""
 
     enabled: bool = Field(default=True, description="Track who is in each room.")
+    diff_interval_ms: int = Field(
+        default=250, ge=10, le=60_000,
+        description=(
+            "Membership changes of a room are sent to its members as one presence_diff event per interval "
+            "at most: a reconnect storm costs each member a few events, not one per client."
+        ),
+    )  # fmt: skip
 
 
 # An IPv4 or IPv6 CIDR ("10.0.0.0/8", "fd00::/8").

@@ -39,7 +39,7 @@ class PyClient:
         self.seqs: dict[str, list[Any]] = defaultdict(list)
         self.messages: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
-        self.presence: list[dict[str, Any]] = []
+        self.presence_diffs: list[dict[str, Any]] = []
         self.gaps: list[dict[str, Any]] = []
         self.shutdowns: list[dict[str, Any]] = []
         self.reasons: list[str] = []
@@ -51,11 +51,21 @@ class PyClient:
         s = self.sio
         s.on(c.EVENT_SESSION, self._on_session)
         s.on(c.EVENT_MESSAGE, self._on_message)
-        s.on(c.EVENT_PRESENCE, self.presence.append)
+        s.on(c.EVENT_PRESENCE_DIFF, self.presence_diffs.append)
         s.on(c.EVENT_GAP, self.gaps.append)
         s.on(c.EVENT_SHUTDOWN, self.shutdowns.append)
         s.on("disconnect", self._on_disconnect)
         s.on("connect_error", self.connect_errors.append)
+
+    @property
+    def presence(self) -> list[dict[str, Any]]:
+        """Every membership change received, one {room, action, client, user} per member."""
+        return [
+            {"room": d["room"], "action": action, **m}
+            for d in self.presence_diffs
+            for action, members in (("join", d["joins"]), ("leave", d["leaves"]))
+            for m in members
+        ]
 
     def auth(self) -> dict[str, Any]:
         out: dict[str, Any] = {"token": self.token} if self.token else {}

@@ -171,6 +171,14 @@ class Workload:
         if scope["type"] == "websocket":
             receive = self._bounded(scope, receive, send, limit)
         elif scope.get("method") == "POST":
+            sid = query.get("sid", [""])[0]
+            sock = self.sio.eio.sockets.get(sid)
+            if sock is not None and sock.closed:
+                # A session closed since the client's last request (its heartbeat ran out):
+                # python-engineio answers a POST to it with a 500 and a traceback until its
+                # service task forgets the session. The client is told, and reconnects.
+                await _json(send, 400, {"error": f"session {sid} is closed; start a new one"})
+                return
             # python-engineio reads a whole POST body into memory and trusts Content-Length;
             # a chunked body has none. Read it here, bounded, and hand it on.
             length = dict(scope.get("headers") or []).get(b"content-length")

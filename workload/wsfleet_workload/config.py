@@ -112,6 +112,9 @@ class Config:
     presence_enabled: bool = True
     # 30 s = 3 presence heartbeats (every ttl/3): a crashed pod's members vanish within it.
     presence_ttl: int = 30
+    # Membership changes of a room go out as one presence_diff per member every 250 ms at most: a
+    # reconnect storm of N clients costs each member a few events, not N (N joins to N members).
+    presence_diff_ms: int = 250
     cors_allow_origins: tuple[str, ...] = ()
     max_payload_bytes: int = 1_000_000
     # A storm guard, not a throughput cap: 200 handshakes/s lets a pod take 6000 clients in 30 s.
@@ -169,6 +172,7 @@ class Config:
             replay_max_messages=r.int(c.ENV_REPLAY_MAX_MESSAGES, d.replay_max_messages, 1, 10_000_000),
             presence_enabled=r.bool(c.ENV_PRESENCE_ENABLED, d.presence_enabled),
             presence_ttl=r.int(c.ENV_PRESENCE_TTL, d.presence_ttl, 3, 86400),
+            presence_diff_ms=r.int(c.ENV_PRESENCE_DIFF_MS, d.presence_diff_ms, 10, 60_000),
             cors_allow_origins=tuple(r.csv(c.ENV_CORS_ALLOW_ORIGINS, d.cors_allow_origins)),
             max_payload_bytes=r.int(c.ENV_MAX_PAYLOAD_BYTES, d.max_payload_bytes, 1024, 100_000_000),
             handshakes_per_second=r.int(c.ENV_HANDSHAKES_PER_SECOND, d.handshakes_per_second, 1, 1_000_000),

@@ -48,6 +48,7 @@ ENV_DRAIN_SECONDS: Final = "WSFLEET_DRAIN_SECONDS"
 ENV_REPLAY_TTL: Final = "WSFLEET_REPLAY_TTL_SECONDS"
 ENV_REPLAY_MAX_MESSAGES: Final = "WSFLEET_REPLAY_MAX_MESSAGES"
 ENV_PRESENCE_ENABLED: Final = "WSFLEET_PRESENCE_ENABLED"
+ENV_PRESENCE_DIFF_MS: Final = "WSFLEET_PRESENCE_DIFF_MS"  # presence changes are sent at most this often per room
 ENV_CORS_ALLOW_ORIGINS: Final = "WSFLEET_CORS_ALLOW_ORIGINS"  # comma-separated
 ENV_MAX_PAYLOAD_BYTES: Final = "WSFLEET_MAX_PAYLOAD_BYTES"
 ENV_HANDSHAKES_PER_SECOND: Final = "WSFLEET_HANDSHAKES_PER_SECOND"  # per pod, all clients
@@ -98,7 +99,9 @@ METRIC_LISTENER_UP: Final = "wsfleet_redis_listener_up"  # gauge
 # Server -> client:
 EVENT_SESSION: Final = "session"  # {session, pod, recovered, rooms: {room: {recovered, epoch, offset}}}
 EVENT_MESSAGE: Final = "message"  # {room, epoch, offset, data}
-EVENT_PRESENCE: Final = "presence"  # {room, action: join|leave, client, user}
+# {room, joins: [{client, user}], leaves: [{client, user}]}: the room's membership changes of one
+# interval (WSFLEET_PRESENCE_DIFF_MS), one event per member per interval whatever the churn
+EVENT_PRESENCE_DIFF: Final = "presence_diff"
 EVENT_GAP: Final = "gap"  # {room, epoch, offset, reason}: history could not be filled; resync
 EVENT_SHUTDOWN: Final = "server_shutdown"  # {reconnectAfterMs, pod}
 EVENT_BAD_REQUEST: Final = "bad_request"  # {error, packet}: a packet the server could not decode

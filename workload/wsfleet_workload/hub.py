@@ -67,7 +67,9 @@ class Client:
 
 
 class Room:
-    __slots__ = ("channel", "epoch", "inbox", "lock", "members", "name", "offset", "pumping", "ready")
+    __slots__ = (
+        "channel", "diff", "diff_timer", "epoch", "inbox", "lock", "members", "name", "offset", "pumping", "ready",
+    )  # fmt: skip
 
     def __init__(self, name: str, channel: str) -> None:
         self.name, self.channel = name, channel
@@ -77,6 +79,9 @@ class Room:
         self.inbox: deque[str] = deque()
         self.pumping = False
         self.ready = False
+        # presence changes not yet sent: (client, user) -> join|leave, and the timer that sends them
+        self.diff: dict[tuple[str, str | None], str] = {}
+        self.diff_timer: asyncio.TimerHandle | None = None
 
 
 def packet(event: str, arg: Any) -> eio_packet.Packet:
@@ -212,11 +217,33 @@ class Hub:
                         log.error("dropping an undecodable frame on %s: %s", room.channel, e, extra={"room": room.name})
                         continue
                     if isinstance(frame, PresenceFrame):
-                        self.broadcast(room, packet(c.EVENT_PRESENCE, {"room": room.name, **frame.__dict__}))
+                        self._presence_changed(room, frame)
                     else:
                         await self._apply(room, frame)
             finally:
                 room.pumping = False
+
+    def _presence_changed(self, room: Room, frame: PresenceFrame) -> None:
+        """Collect a membership change for the room's next presence_diff. A join and a leave of the
+        same member within one interval cancel out: the members never saw it come and go."""
+        key = (frame.client, frame.user)
+        if room.diff.get(key, frame.action) != frame.action:
+            del room.diff[key]
+        else:
+            room.diff[key] = frame.action
+        if room.diff_timer is None:
+            delay = self.cfg.presence_diff_ms / 1000
+            room.diff_timer = asyncio.get_running_loop().call_later(delay, self._send_presence_diff, room)
+
+    def _send_presence_diff(self, room: Room) -> None:
+        diff, room.diff, room.diff_timer = room.diff, {}, None
+        if not diff:
+            return
+        changes: dict[str, list[dict[str, str | None]]] = {"join": [], "leave": []}
+        for (client, user), action in diff.items():
+            changes[action].append({"client": client, "user": user})
+        body = {"room": room.name, "joins": changes["join"], "leaves": changes["leave"]}
+        self.broadcast(room, packet(c.EVENT_PRESENCE_DIFF, body))
 
     async def _apply(self, room: Room, frame: MessageFrame) -> None:
         await self._catch_up(room, frame.epoch, frame.offset - 1)

@@ -100,6 +100,8 @@ def decode_frame(raw: str) -> MessageFrame | PresenceFrame:
         return MessageFrame(epoch, int(offset), data)
     if kind == "P":
         body = json.loads(rest)
+        if body.get("action") not in ("join", "leave"):
+            raise ValueError(f"presence frame: action={body.get('action')!r}, expected join or leave")
         return PresenceFrame(str(body["action"]), str(body["client"]), body.get("user"))
     raise ValueError(f"unknown frame kind {kind!r}")
 

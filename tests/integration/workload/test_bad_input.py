@@ -11,6 +11,7 @@
 | a handshake flood from one IP            | 503 + Retry-After, JSON reason rate_limit_ip         |
 | a client that stops reading              | cut off ("slow consumer"), metric, log line          |
 | publish API: wrong key / bad body / size | 401 / 400 naming the field / 413                     |
+| a POST to a polling session that timed out | 400 naming the session (python-engineio: 500)     |
 
 After each, a well-behaved client on the same process still gets every message.
 """
@@ -273,3 +274,28 @@ def test_slow_consumer_is_cut_off_and_others_are_not(workloads: Callable[..., Wo
     assert cut["connection"], "and its connection"
     finish(slow)
     still_serving(w)
+
+
+def test_a_post_to_a_timed_out_polling_session_is_a_400_not_a_crash(workloads: Callable[..., Workload]) -> None:
+    """A long-polling client whose heartbeat timed out (here: it never answers the ping) and
+    that POSTs again gets 400 naming the session, from the moment the session closed; python-
+    engineio alone answers 500 with a traceback until its service task forgets the session."""
+    w = workloads("a")
+    status, _, body = http_call("GET", f"{w.url}{c.SOCKETIO_PATH}?EIO=4&transport=polling")
+    assert status == 200, body
+    sid = json.loads(body[1:])["sid"]
+    url = f"{w.url}{c.SOCKETIO_PATH}?EIO=4&transport=polling&sid={sid}"
+    assert http_call("POST", url, b"40")[0] == 200  # Socket.IO CONNECT
+    answers: list[int] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and answers[-25:].count(400) < 25:  # 2.5 s past the close
+        # an event, never a pong (and no GET to read the pings): the heartbeat runs out
+        status, _, body = http_call("POST", url, b'42["presence",{"room":"lobby"}]')
+        if status != 200:
+            assert status == 400, (status, body)
+            assert sid in str(body), body
+        answers.append(status)
+        time.sleep(0.1)
+    assert answers[0] == 200 and answers[-1] == 400, answers
+    crashes = [e for e in w.events(level="ERROR") if "exc_info" in e]
+    assert not crashes, crashes[0]["exc_info"]

@@ -70,6 +70,14 @@ def test_python_and_js_clients_get_every_message_from_both_pods(
     assert b.metric(c.METRIC_MESSAGES_IN, source="client") == 10
 
 
+async def _until(check: Callable[[], bool], what: str, timeout: float = 5) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.05)
+
+
 def test_presence_across_pods_with_join_and_leave_events(workloads: Callable[..., Workload]) -> None:
     a, b = workloads("a"), workloads("b")
 
@@ -80,16 +88,52 @@ def test_presence_across_pods_with_join_and_leave_events(workloads: Callable[...
         ack = await watcher.call("presence", {"room": "lobby"})
         assert ack["ok"]
         assert {m["client"] for m in ack["members"]} == {watcher.session, joiner.session}
-        await asyncio.sleep(0.3)
-        assert {"room": "lobby", "action": "join", "client": joiner.session, "user": None} in watcher.presence
+        joined = {"room": "lobby", "action": "join", "client": joiner.session, "user": None}
+        await _until(lambda: joined in watcher.presence, f"{joined} in {watcher.presence_diffs}")
         status, _ = a.get("/api/v1/presence?room=lobby")
         assert status == 401, "the HTTP presence API needs the API key"
         assert (await joiner.call("leave", {"room": "lobby"}))["ok"]
-        await asyncio.sleep(0.3)
-        assert {"room": "lobby", "action": "leave", "client": joiner.session, "user": None} in watcher.presence
+        left = {"room": "lobby", "action": "leave", "client": joiner.session, "user": None}
+        await _until(lambda: left in watcher.presence, f"{left} in {watcher.presence_diffs}")
         ack = await watcher.call("presence", {"room": "lobby"})
         assert [m["client"] for m in ack["members"]] == [watcher.session]
         await joiner.close()
+        await watcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_join_storm_reaches_members_as_a_few_presence_diffs(
+    workloads: Callable[..., Workload], tmp_path: Path
+) -> None:
+    """40 clients joining within a second reach a member as one diff per interval, not 40 events;
+    a member that joins and leaves within one interval is never announced."""
+    a = workloads("a", **{c.ENV_PRESENCE_DIFF_MS: "1000"})
+    b = workloads("b", **{c.ENV_PRESENCE_DIFF_MS: "1000"})
+
+    async def scenario() -> None:
+        watcher = PyClient(a.url, ["lobby"])
+        await watcher.connect()
+        await asyncio.sleep(1.2)  # the watcher's own join has gone out
+        watcher.presence_diffs.clear()
+        storm = JsFleet(tmp_path, b.url, clients=40, rooms=["lobby"])
+        try:
+            await asyncio.to_thread(storm.wait_ready)
+            blink = PyClient(b.url, ["lobby"])
+            await blink.connect()
+            assert (await blink.call("leave", {"room": "lobby"}))["ok"]
+            await _until(lambda: len(watcher.presence) >= 40, f"40 joins in {watcher.presence_diffs}")
+            await asyncio.sleep(1.5)  # any diff still due
+            joins = [p["client"] for p in watcher.presence if p["action"] == "join"]
+            assert len(joins) == len(set(joins)) == 40, watcher.presence_diffs
+            assert blink.session not in joins, "a join and a leave within one interval cancel out"
+            assert not [p for p in watcher.presence if p["action"] == "leave"], watcher.presence_diffs
+            assert all(set(d) == {"room", "joins", "leaves"} for d in watcher.presence_diffs)
+            # the storm lasted about a second: a diff per 1 s interval, where one event per join made 40
+            assert len(watcher.presence_diffs) <= 4, [len(d["joins"]) for d in watcher.presence_diffs]
+            await blink.close()
+        finally:
+            storm.stop()
         await watcher.close()
 
     asyncio.run(scenario())

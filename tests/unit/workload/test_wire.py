@@ -78,3 +78,5 @@ def test_presence_frames_round_trip() -> None:
     assert decode_frame(frame.encode()) == frame
     with pytest.raises(ValueError, match="unknown frame kind"):
         decode_frame("X|whatever")
+    with pytest.raises(ValueError, match="action='wave', expected join or leave"):
+        decode_frame('P|{"action": "wave", "client": "c", "user": null}')
