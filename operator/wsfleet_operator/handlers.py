@@ -117,6 +117,10 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
         # Bound the per-object worker tasks kopf runs at once: a cold start would otherwise
         # hold every object body and coroutine queued in front of the 4 threads.
         settings.batching.worker_limit = 32
+        # Watching given namespaces (the namespaced install, with a Role): kopf's discovery of
+        # CRDs and namespaces needs cluster-wide list/watch that a Role cannot grant. Without it
+        # kopf serves the resources present at start-up; restart after installing a new CRD.
+        settings.scanning.disabled = bool(opts.namespaces)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:

@@ -1,4 +1,5 @@
-"""The install manifests: `kubectl apply -k deploy/operator`, and RBAC that is enough and no more.
+"""The install manifests: `kubectl apply -k deploy/operator` (cluster-wide) and
+`deploy/operator-namespaced` (one namespace, a Role), and RBAC that is enough and no more.
 
 The strongest check of RBAC is to run the operator with the ServiceAccount's own
 token and watch it bring a fleet to Ready; `kubectl auth can-i` then checks what
@@ -8,14 +9,17 @@ it must not be able to do.
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.integration.conftest import Kubectl, Operator, example, wait_until
+from tests.integration.conftest import RESYNC, Kubectl, Operator, example, wait_until
 from tests.integration.test_operator import apply_ok, wait_ready
 from wsfleet_operator.devcluster import cluster
 from wsfleet_operator.render import owned_kinds
@@ -46,6 +50,32 @@ def test_rbac_denies_what_is_not_needed(installed: Kubectl, verb: str, resource:
     assert proc.stdout.strip() == "no"
 
 
+def _operator_as(kubectl: Kubectl, dev_cluster: cluster.DevCluster, sa_namespace: str, name: str) -> Path:
+    """A kubeconfig holding the operator ServiceAccount's own token: its RBAC, nothing more."""
+    token = kubectl("create", "token", "wsfleet-operator", "-n", sa_namespace, "--duration=1h").stdout.strip()
+    config = yaml.safe_load(dev_cluster.kubeconfig.read_text())
+    config["users"] = [{"name": "wsfleet-operator", "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = "wsfleet-operator"
+    path = dev_cluster.dir / name
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    cluster.guard(path)
+    return path
+
+
+def _rbac_denials(log: Path) -> list[str]:
+    # JSON log lines: the text to search is in their message and traceback, unescaped.
+    raw = log.read_text().splitlines()
+    lines = [json.loads(line) for line in raw if line.startswith("{")]
+    assert lines, "the operator logs JSON lines"
+    text = "\n".join(f"{d['message']}\n{d.get('exc_info', '')}" for d in lines)
+    text += "\n".join(line for line in raw if not line.startswith("{"))
+    text = text.replace('\\"', '"')  # the API's Status body, quoted inside the exception text
+    # An RBAC denial reads `... is forbidden: User "system:serviceaccount:..." cannot <verb> ...`.
+    # (Other 403s, from namespaces that earlier tests are deleting, are not about RBAC.)
+    return re.findall(r'is forbidden: User "[^"]+" cannot [^\n]*', text)
+
+
 def _resource(api_version: str, kind: str) -> str:
     plural = kind.lower()
     plural = plural[:-1] + "ies" if plural.endswith("y") else plural + "es" if plural.endswith("s") else plural + "s"
@@ -66,14 +96,7 @@ def test_rbac_allows_every_verb_on_every_kind_the_operator_renders(installed: Ku
 def operator_as_service_account(
     installed: Kubectl, operator: Operator, dev_cluster: cluster.DevCluster
 ) -> Iterator[Operator]:
-    token = installed("create", "token", "wsfleet-operator", "-n", "wsfleet-system", "--duration=1h").stdout.strip()
-    config = yaml.safe_load(dev_cluster.kubeconfig.read_text())
-    config["users"] = [{"name": "wsfleet-operator", "user": {"token": token}}]
-    config["contexts"][0]["context"]["user"] = "wsfleet-operator"
-    path = dev_cluster.dir / "operator-sa.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    cluster.guard(path)
+    path = _operator_as(installed, dev_cluster, "wsfleet-system", "operator-sa.kubeconfig")
     operator.stop()  # only the ServiceAccount's operator may act during this test
     sa_operator = Operator(path, dev_cluster.dir / "logs" / "operator-sa.log")
     sa_operator.start()
@@ -91,14 +114,48 @@ def test_rbac_is_enough_to_bring_a_fleet_to_ready(
     wait_ready(installed, "chat-envoy", namespace)
     assert installed.get("backendtrafficpolicy", "chat-envoy", namespace) is not None
     assert installed.get("servicemonitor", "chat-envoy", namespace) is not None
-    # JSON log lines: the text to search is in their message and traceback, unescaped.
-    raw = operator_as_service_account.log.read_text().splitlines()
-    lines = [json.loads(line) for line in raw if line.startswith("{")]
-    assert lines, "the operator logs JSON lines"
-    log = "\n".join(f"{d['message']}\n{d.get('exc_info', '')}" for d in lines)
-    log += "\n".join(line for line in raw if not line.startswith("{"))
-    log = log.replace('\\"', '"')  # the API's Status body, quoted inside the exception text
-    # An RBAC denial reads `... is forbidden: User "system:serviceaccount:..." cannot <verb> ...`.
-    # (Other 403s, from namespaces that earlier tests are deleting, are not about RBAC.)
-    denials = re.findall(r'is forbidden: User "[^"]+" cannot [^\n]*', log)
-    assert denials == []
+    assert _rbac_denials(operator_as_service_account.log) == []
+
+
+def test_namespaced_install_runs_a_fleet_in_its_namespace_only(
+    kubectl: Kubectl, operator: Operator, dev_cluster: cluster.DevCluster, namespace: str, tmp_path: Path
+) -> None:
+    """deploy/operator-namespaced, for a team without cluster-admin: a Role in one namespace, and
+    the operator (as its ServiceAccount, --namespace from the downward API) manages that one only."""
+    kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))  # the cluster admin's part, once
+    overlay = tmp_path / "team"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        # kustomize takes relative paths only
+        yaml.safe_dump(
+            {"namespace": namespace, "resources": [os.path.relpath(ROOT / "deploy" / "operator-namespaced", overlay)]}
+        )
+    )
+    kubectl("apply", "--server-side", "-k", str(overlay))
+    rendered = yaml.safe_load_all(kubectl("kustomize", str(overlay)).stdout)
+    kinds = {(d["kind"], d["metadata"].get("namespace")) for d in rendered}
+    assert kinds == {(k, namespace) for k in ("ServiceAccount", "Role", "RoleBinding", "Deployment")}, kinds
+    sa = f"system:serviceaccount:{namespace}:wsfleet-operator"
+    for verb, resource, where in [("list", "websocketservices", "default"), ("list", "namespaces", None),
+                                  ("get", "secrets", namespace), ("create", "pods", namespace)]:  # fmt: skip
+        scope = ["-n", where] if where else ["--all-namespaces"]
+        assert kubectl("auth", "can-i", verb, resource, f"--as={sa}", *scope, check=False).stdout.strip() == "no"
+    # The operator as the pod would run it: its token, `--namespace=$(POD_NAMESPACE)` expanded.
+    path = _operator_as(kubectl, dev_cluster, namespace, "operator-team.kubeconfig")
+    operator.stop()
+    team = Operator(path, dev_cluster.dir / "logs" / "operator-team.log", args=(f"--namespace={namespace}",))
+    team.start()
+    other = f"{namespace}-other"
+    kubectl("create", "namespace", other)
+    try:
+        apply_ok(kubectl, example("gateway-envoy", namespace))
+        apply_ok(kubectl, example("gateway-envoy", other))
+        wait_ready(kubectl, "chat-envoy", namespace)
+        time.sleep(3 * RESYNC)  # several resyncs: the other namespace's resource stays untouched
+        assert kubectl.get("wss", "chat-envoy", other).get("status") is None
+        assert kubectl.get("deployment", "chat-envoy", other) is None
+        assert _rbac_denials(team.log) == []
+    finally:
+        team.stop()
+        kubectl("delete", "namespace", other, "--wait=false")
+        operator.start()
