@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # The venv is rebuilt when the pinned dependencies change.
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: demo test lint unit controlplane crd clean tools
+.PHONY: demo test lint unit controlplane crd clean tools promtool
 # The official JS socket.io-client for the workload tests (test-only), reinstalled when the lock changes.
 JSSTAMP := tests/js/node_modules/.installed-$(shell sha256sum tests/js/package-lock.json | cut -c1-16)
 
@@ -49,7 +49,21 @@ tools:
 	@for t in redis-server haproxy node chromium; do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || \
 	  { echo "missing: $$t (apt-get install redis-server haproxy chromium nodejs npm; .ci/run does this)"; exit 1; }; done
 
-test: lint controlplane tools $(JSSTAMP)
+# promtool checks the PromQL of the alerts and the dashboard (tests/unit/test_promql.py): the binary
+# from Debian's prometheus package, extracted (no daemon, no postinst), cached by package version.
+PROMTOOL_VERSION = $(shell apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $$2}')
+PROMTOOL_DIR = $(HOME)/.cache/wsfleet/promtool
+promtool:
+	@v="$(PROMTOOL_VERSION)"; out="$(PROMTOOL_DIR)/$$v/promtool"; \
+	if command -v promtool >/dev/null || [ -x "$$out" ]; then exit 0; fi; \
+	if [ -z "$$v" ] || [ "$$v" = "(none)" ]; then \
+	  ls $(PROMTOOL_DIR)/*/promtool >/dev/null 2>&1 && exit 0; \
+	  echo "promtool: no prometheus package in the apt lists (run apt-get update; .ci/run does)"; exit 1; fi; \
+	echo ">> promtool $$v (Debian's prometheus package, the binary only) -> $$out"; \
+	d=$$(mktemp -d) && (cd $$d && apt-get download -q "prometheus=$$v" 2>/dev/null && dpkg-deb -x prometheus_*.deb x) && \
+	mkdir -p "$$(dirname $$out)" && cp $$d/x/usr/bin/promtool "$$out" && rm -rf $$d && "$$out" --version | head -1
+
+test: lint controlplane tools promtool $(JSSTAMP)
 	$(BIN)/pytest tests
 
 crd: $(STAMP)

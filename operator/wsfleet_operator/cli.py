@@ -2,7 +2,9 @@
 
     wsfleet render [-f FILE ...]   every child object as a YAML stream, for kubectl apply -f -
     wsfleet check  [-f FILE ...]   the timeout hierarchy, the shutdown timeline and every rule
-    wsfleet crd [--check]          regenerate crds/ and docs/crd-reference.md from the model
+    wsfleet crd [--check]          regenerate crds/, docs/crd-reference.md and the generated blocks
+                                   of the load-balancer guide and the runbook, and the Grafana
+                                   dashboard, from the model and the renderers
     wsfleet operator [--namespace NS ...] [--resync SECONDS]
                                    run the operator (kopf) against the current kubeconfig
     wsfleet dev-cluster build|up|down|status [--dir DIR]
@@ -26,7 +28,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from wsfleet_operator import crd
+from wsfleet_operator import crd, dashboard, docs
 from wsfleet_operator.devcluster import build, cluster
 from wsfleet_operator.model import API_VERSION, KIND, WebSocketService
 from wsfleet_operator.render import audit, render_all
@@ -133,11 +135,11 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
     root = Path(args.root)
     if args.check:
-        stale = crd.stale(root)
+        stale = crd.stale(root) + docs.stale(root) + dashboard.stale(root)
         for path in stale:
             out.write(f"{path}: stale; run `wsfleet crd` to regenerate it from the model\n")
         return EXIT_BAD_INPUT if stale else EXIT_OK
-    for path in crd.write(root):
+    for path in crd.write(root) + docs.write(root) + dashboard.write(root):
         out.write(f"wrote {path}\n")
     return EXIT_OK
 
@@ -218,7 +220,7 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text, description=text)
         s.add_argument("-f", "--file", action="append", default=[], help="WebSocketService YAML ('-' for stdin)")
         s.set_defaults(func=func)
-    s = sub.add_parser("crd", help="regenerate the CRD and its reference doc from the model")
+    s = sub.add_parser("crd", help="regenerate the CRD, its reference, the generated doc blocks and the dashboard")
     s.add_argument("--check", action="store_true", help="fail if the committed files are stale")
     s.add_argument("--root", default=".", help="repository root (default: .)")
     s.set_defaults(func=cmd_crd)

@@ -61,7 +61,7 @@ def expressions(ctx: Context) -> dict[str, str]:
     }
 
 
-_DESCRIPTIONS = {
+DESCRIPTIONS = {
     "WsfleetConnectionChurnHigh": (
         "warning",
         "10m",
@@ -89,7 +89,7 @@ def render_prometheus_rule(ctx: Context) -> Manifest | None:
         return None
     rules: list[dict[str, Any]] = []
     for alert, expr in expressions(ctx).items():
-        severity, for_, summary = _DESCRIPTIONS[alert]
+        severity, for_, summary = DESCRIPTIONS[alert]
         rules.append(
             {
                 "alert": alert,
