@@ -39,7 +39,11 @@ def haproxy(
     balance = "source" if affinity.mode == "clientIP" else "roundrobin"
     cookie = ""
     if affinity.mode == "cookie":
-        cookie = f"    cookie {affinity.cookie_name} insert indirect nocache httponly maxlife {affinity.ttl}s\n"
+        # The TTL is the cookie's Max-Age, not HAProxy's maxlife: maxlife stamps dates into the
+        # value ("b1|awk/l|awk/l"), whose '/' and '+' make Python's http.cookies (aiohttp, so
+        # python-socketio) send it back quoted, which HAProxy takes for an unknown server: the
+        # polling session lands on another pod, at the minutes whose stamp has such a character.
+        cookie = f'    cookie {affinity.cookie_name} insert indirect nocache httponly attr "Max-Age={affinity.ttl}"\n'
     servers = "".join(
         f"    server {b.name} {b.host}:{b.port}{f' cookie {b.name}' if cookie else ''}"
         f"{' disabled' if b.name in disabled else ''}\n"
