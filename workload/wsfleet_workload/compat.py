@@ -1,4 +1,4 @@
-"""Two changes to python-engineio's server socket, applied at start-up.
+"""Three changes to python-engineio's server socket, applied at start-up.
 
 1. Interoperability. A long-polling GET answers with every packet queued since the last one. The Python client
 (python-engineio) refuses a payload of more than 16 packets (``Payload.max_decode_packets``, a
@@ -16,6 +16,9 @@ in the writer's own step, and everything after it is written at once by whoever 
 the end-of-stream marker (None) still goes through the queue, to stop the writer. A transport
 that cannot take more (closing, or its buffer past ``max_buffer``) makes ``write`` refuse, and
 the hub treats the client as a slow consumer.
+
+3. Bad input. A long-polling POST carrying a packet no client sends (a NOOP, an unknown type)
+closes the session and gets 400 at once, instead of hanging until the client polls again.
 
 python-engineio creates its sockets from ``engineio.async_socket.AsyncSocket`` with no hook, so
 the class is swapped in that module. The JS and Python client tests (both transports, upgrades,
@@ -108,6 +111,17 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 asyncio.Queue.put_nowait(self.queue, None)  # still ends the writer
                 return
             self.write(pkt)
+
+    async def handle_post_request(self, environ: Any) -> None:
+        """python-engineio's, except that a packet no client sends (a NOOP, an unknown type)
+        closes the session at once. python-engineio's own answer, a disconnect that waits for a
+        GET to drain the queue, hangs the POST (and keeps the session) for as long as the client
+        does not poll again, which a hostile client never does."""
+        try:
+            await super().handle_post_request(environ)
+        except exceptions.UnknownPacketError:
+            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
+            raise  # python-engineio answers 400 and forgets the closed session
 
     async def poll(self) -> list[Any]:
         """python-engineio's poll, with at most MAX_PACKETS_PER_POLL packets per answer; on an

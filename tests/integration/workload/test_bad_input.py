@@ -12,6 +12,7 @@
 | a client that stops reading              | cut off ("slow consumer"), metric, log line          |
 | publish API: wrong key / bad body / size | 401 / 400 naming the field / 413                     |
 | a POST to a polling session that timed out | 400 naming the session (python-engineio: 500)     |
+| a polling POST of a packet no client sends | 400 at once, session closed (python-engineio: hangs) |
 
 After each, a well-behaved client on the same process still gets every message.
 """
@@ -300,3 +301,30 @@ def test_a_post_to_a_timed_out_polling_session_is_a_400_not_a_crash(workloads: C
     assert answers[-1] == 400, answers
     crashes = [e for e in w.events(level="ERROR") if "exc_info" in e]
     assert not crashes, crashes[0]["exc_info"]
+
+
+def test_a_polling_post_of_a_packet_no_client_sends_closes_the_session_at_once(
+    workloads: Callable[..., Workload],
+) -> None:
+    """A NOOP (6) from a client: python-engineio alone disconnects the session waiting for a GET
+    to drain its queue, so the POST, and the session, hang until the client polls again."""
+    w = workloads("a")
+    status, _, body = http_call("GET", f"{w.url}{c.SOCKETIO_PATH}?EIO=4&transport=polling")
+    assert status == 200, body
+    sid = json.loads(body[1:])["sid"]
+    url = f"{w.url}{c.SOCKETIO_PATH}?EIO=4&transport=polling&sid={sid}"
+    started = time.monotonic()
+    status, _, body = http_call("POST", url, b"6", timeout=5)
+    assert status == 400, (status, body)
+    assert time.monotonic() - started < 2, "answered at once"
+    status, _, body = http_call("GET", url, timeout=5)
+    assert status == 400, "the session is gone"
+    assert sid in str(body), body
+
+    # the server is fine: a new client connects and joins
+    async def fine() -> None:
+        ok = PyClient(w.url, ["lobby"])
+        await ok.connect()
+        await ok.close()
+
+    asyncio.run(fine())
