@@ -107,14 +107,17 @@ def _lb_objects(root: Path) -> str:
     return "\n\n".join(parts)
 
 
+# Two timelines tell the story: a cloud LB with its own connection draining and a long preStop
+# (ALB), and an in-cluster proxy with the 10 s default (Envoy Gateway).
+TIMELINE_PROFILES = ("alb", "gateway/envoy")
+
+
 def _timeline(root: Path) -> str:
     parts = []
     for src, wss in _examples(root):
-        if wss.spec.load_balancer.provider not in ("gateway", "alb"):
-            continue
-        if wss.spec.load_balancer.provider == "gateway" and wss.spec.load_balancer.implementation != "envoy":
-            continue
         t = derive(wss.spec)
+        if t.profile.key not in TIMELINE_PROFILES:
+            continue
         lines = [*hierarchy(t), ""] + [f"T+{at:<5} {what}" for at, what in timeline(t)]
         parts.append(f"`{src}` ({t.profile.label}):\n\n```text rendered\n" + "\n".join(lines) + "\n```")
     return "\n\n".join(parts)
