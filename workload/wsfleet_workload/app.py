@@ -197,8 +197,7 @@ class Workload:
     def _gate(self, scope: Scope) -> tuple[str, int, str] | None:
         if self.drain.draining:
             return "draining", 1, f"pod {self.cfg.pod_name} is draining; connect to another pod"
-        ip = (scope.get("client") or ("", 0))[0]
-        verdict = self.limiter.check(ip)
+        verdict = self.limiter.check(_ip(scope))
         if verdict is not None:
             reason, retry_after = verdict
             which = "this client IP" if reason == "rate_limit_ip" else "this pod"

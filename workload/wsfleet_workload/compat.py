@@ -96,21 +96,13 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         return True
 
     def _go_direct(self) -> None:
-        """In the writer's step: write what is queued, in order, then write at send time."""
+        """In the writer's step: from now on packets are written at send time. What is already
+        queued goes first, in order: poll()'s direct loop drains it before the writer yields
+        (Queue.get on a non-empty queue does not suspend, so no send can come in between)."""
         proto = self._ws
         if proto is None or not hasattr(proto, "transport") or not getattr(proto, "handshake_complete", False):
             return  # not uvicorn's wsproto protocol: keep engineio's writer
         self.direct = proto
-        while True:
-            try:
-                pkt = self.queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            self.queue.task_done()
-            if pkt is None:
-                asyncio.Queue.put_nowait(self.queue, None)  # still ends the writer
-                return
-            self.write(pkt)
 
     async def handle_post_request(self, environ: Any) -> None:
         """python-engineio's, except that a packet no client sends (a NOOP, an unknown type)
