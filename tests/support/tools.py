@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
+
+import yaml
 
 # `make promtool` extracts promtool from Debian's prometheus package into <version>/promtool here.
 PROMTOOL_CACHE = Path.home() / ".cache" / "wsfleet" / "promtool"
@@ -15,3 +18,12 @@ def promtool() -> str:
     )
     assert found, "promtool is missing: run `make promtool` (Debian's prometheus package, the binary only)"
     return found
+
+
+def check_expressions(exprs: list[str], workdir: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """`promtool check rules` on PromQL expressions, each as a recording rule of group `name`."""
+    rules = [{"record": f"wsfleet:{name}:{i}", "expr": e} for i, e in enumerate(exprs)]
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": name, "rules": rules}]}))
+    return subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip

@@ -50,10 +50,6 @@ def _sh(command: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.Comp
                           text=True, timeout=timeout, check=False)  # fmt: skip
 
 
-def _ids(tag: str) -> list[Snippet]:
-    return tagged(tag)
-
-
 def test_every_block_has_a_runner() -> None:
     blocks = snippets()
     assert len(blocks) >= 30
@@ -67,7 +63,7 @@ def test_every_tag_is_used() -> None:
 
 
 def test_make_commands() -> None:
-    (block,) = _ids("make")
+    (block,) = tagged("make")
     targets = [shlex.split(line, comments=True) for line in block.lines()]
     assert targets == [["make", "demo"], ["make", "test"]], targets
     demo = _sh("make demo", timeout=300)
@@ -77,7 +73,7 @@ def test_make_commands() -> None:
     assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(), re.M), ".ci/run runs the README's test command"
 
 
-@pytest.mark.parametrize("block", _ids("cli"), ids=lambda s: s.where)
+@pytest.mark.parametrize("block", tagged("cli"), ids=lambda s: s.where)
 def test_cli_lines_run(block: Snippet) -> None:
     for line in block.lines():
         proc = _sh(line)
@@ -90,15 +86,15 @@ def _check(path: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 def test_alb_check_output_is_what_the_cli_prints() -> None:
-    (block,) = _ids("alb-check")
+    (block,) = tagged("alb-check")
     printed = {line.strip() for line in _check("deploy/examples/alb.yaml").stdout.splitlines()}
     for line in block.lines():
         assert line.strip() in printed, f"{block.where}: `wsfleet check` no longer prints {line.strip()!r}"
 
 
 def test_a_bad_spec_is_refused_as_documented(tmp_path: Path) -> None:
-    (spec,) = _ids("bad-spec")
-    (refusal,) = _ids("refusal")
+    (spec,) = tagged("bad-spec")
+    (refusal,) = tagged("refusal")
     (tmp_path / "bad.yaml").write_text(spec.text)
     proc = _check("bad.yaml", cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -106,7 +102,7 @@ def test_a_bad_spec_is_refused_as_documented(tmp_path: Path) -> None:
 
 
 def test_layout_paths_exist() -> None:
-    (block,) = _ids("layout")
+    (block,) = tagged("layout")
     paths = [line.split()[0] for line in block.lines() if not line.startswith(" ")]
     assert len(paths) >= 8
     missing = [p for p in paths if not (ROOT / p).exists()]
@@ -120,7 +116,7 @@ def _spec_fields() -> set[str]:
     }
 
 
-@pytest.mark.parametrize("block", _ids("diagram"), ids=lambda s: s.where)
+@pytest.mark.parametrize("block", tagged("diagram"), ids=lambda s: s.where)
 def test_diagrams_name_real_things(block: Snippet) -> None:
     env = {v for k, v in vars(c).items() if k.startswith("ENV_")}
     paths = {v for k, v in vars(c).items() if k.endswith("_PATH")}
@@ -140,7 +136,7 @@ def test_diagrams_name_real_things(block: Snippet) -> None:
 
 
 def test_get_wss_columns_are_the_printer_columns() -> None:
-    (block,) = _ids("get-wss")
+    (block,) = tagged("get-wss")
     crd = yaml.safe_load((ROOT / "crds" / "websocketservices.wsfleet.dev.yaml").read_text())
     columns = [col["name"].upper() for col in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
     header = re.split(r"\s{2,}", block.lines()[0].strip())
@@ -148,7 +144,7 @@ def test_get_wss_columns_are_the_printer_columns() -> None:
 
 
 def test_log_line_has_the_fields_a_real_refusal_logs() -> None:
-    (block,) = _ids("log-line")
+    (block,) = tagged("log-line")
     documented = json.loads(block.text)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -167,7 +163,7 @@ def test_log_line_has_the_fields_a_real_refusal_logs() -> None:
 
 
 def test_pytest_lines_collect_tests() -> None:
-    for block in _ids("pytest"):
+    for block in tagged("pytest"):
         for line in block.lines():
             args = shlex.split(line, comments=True)
             while "=" in args[0]:  # leading VAR=value assignments
@@ -182,7 +178,7 @@ def test_pytest_lines_collect_tests() -> None:
 
 
 def test_validate_lines_parse() -> None:
-    for block in _ids("validate"):
+    for block in tagged("validate"):
         for line in block.lines():
             args = shlex.split(line.replace("[", "").replace("]", ""), comments=True)
             assert args[0] == "wsfleet", line
@@ -191,7 +187,7 @@ def test_validate_lines_parse() -> None:
 
 
 def test_kustomize_directories_build() -> None:
-    for block in _ids("kustomize"):
+    for block in tagged("kustomize"):
         for line in block.lines():
             args = shlex.split(line, comments=True)
             directory = args[args.index("-k") + 1]
@@ -202,10 +198,8 @@ def test_kustomize_directories_build() -> None:
 
 
 def test_promql_blocks_pass_promtool(tmp_path: Path) -> None:
-    promtool = tools.promtool()
-    exprs = [line for block in _ids("promql") for line in block.lines()]
-    rules = {"groups": [{"name": "docs", "rules": [{"record": f"docs:{i}", "expr": e} for i, e in enumerate(exprs)]}]}
-    (tmp_path / "docs.yaml").write_text(yaml.safe_dump(rules))
-    proc = subprocess.run([promtool, "check", "rules", str(tmp_path / "docs.yaml")], capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    exprs = [line for block in tagged("promql") for line in block.lines()]
+    assert exprs
+    proc = tools.check_expressions(exprs, tmp_path, "docs")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in proc.stdout

@@ -110,11 +110,7 @@ def _concrete(expr: str) -> str:
 def test_dashboard_expressions_pass_promtool(promtool: str, tmp_path: Path) -> None:
     exprs = dashboard.expressions()
     assert len(exprs) >= 20
-    group = {"name": "dashboard", "rules": [{"record": f"wsfleet:dashboard:{i}", "expr": _concrete(e)}
-                                            for i, e in enumerate(exprs)]}  # fmt: skip
-    rules = tmp_path / "dashboard.yaml"
-    rules.write_text(yaml.safe_dump({"groups": [group]}))
-    proc = _run(promtool, "check", "rules", str(rules))
+    proc = tools.check_expressions([_concrete(e) for e in exprs], tmp_path, "dashboard")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in proc.stdout
 
