@@ -1,4 +1,4 @@
-"""Three changes to python-engineio's server socket, applied at start-up.
+"""Changes to python-engineio's server socket, applied at start-up.
 
 1. Interoperability. A long-polling GET answers with every packet queued since the last one. The Python client
 (python-engineio) refuses a payload of more than 16 packets (``Payload.max_decode_packets``, a
@@ -6,32 +6,40 @@ guard against decode bombs) and drops the connection as "transport error"; a bus
 recovery replay queues more than that. The JS client has no such limit. So a poll here returns
 at most 16 packets and leaves the rest for the next poll, which the client sends at once.
 
-2. Speed. python-engineio hands every packet for a WebSocket to a writer task per connection
-through an asyncio queue: a broadcast to N members wakes N tasks, and each encodes the packet
-and frames it again. Once a socket's WebSocket is established, packets are instead written to the
+2. Speed and memory on WebSockets. python-engineio runs three tasks per WebSocket connection (a
+reader that starts a task and a timeout per received frame, a writer fed by an asyncio queue,
+and a heartbeat task sleeping between pings) and hands every packet to the writer: a broadcast
+to N members wakes N tasks, each encoding and framing the packet again. Here, once a socket's
+WebSocket is established (directly, or by upgrade from long-polling), packets are written to the
 connection's transport as they are sent, in call order: framed once per packet (server frames
 are unmasked and no extension is negotiated, so the bytes are the same for every member) and
-written with no task in between. Ordering holds because the switch drains what is queued first,
-in the writer's own step, and everything after it is written at once by whoever sends it. Only
-the end-of-stream marker (None) still goes through the queue, to stop the writer. A transport
-that cannot take more (closing, or its buffer past ``max_buffer``) makes ``write`` refuse, and
-the hub treats the client as a slow consumer.
+written with no task in between. What was queued before the switch goes first, in the same
+step. The connection's own task reads frames with no per-frame task, and the heartbeat is a
+timer: a PING every ``ping_interval``, and the session closes when its PONG is not back within
+``ping_timeout`` (the Engine.IO rule; python-engineio's silence timeout on the reader is gone
+with the reader's timeout, the PONG deadline covers it). A transport that cannot take more
+(closing, or its buffer past ``max_buffer``) makes ``write`` refuse, and the hub treats the
+client as a slow consumer. Long-polling sockets keep python-engineio's queue; the heartbeat
+timer serves them too.
 
 3. Bad input. A long-polling POST carrying a packet no client sends (a NOOP, an unknown type)
 closes the session and gets 400 at once, instead of hanging until the client polls again.
 
 python-engineio creates its sockets from ``engineio.async_socket.AsyncSocket`` with no hook, so
 the class is swapped in that module. The JS and Python client tests (both transports, upgrades,
-replays, drains) fail if either change stops working.
+replays, drains, heartbeat timeouts) fail if any change stops working.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import collections
+import time
+from typing import Any, Literal
 
 from engineio import async_socket, exceptions, payload
 from engineio import packet as eio_packet
+from uvicorn.protocols.websockets import wsproto_impl
 from wsproto.frame_protocol import FrameProtocol
 
 MAX_PACKETS_PER_POLL = payload.Payload.max_decode_packets
@@ -48,16 +56,125 @@ def frame(pkt: eio_packet.Packet) -> bytes:
     return cached
 
 
-class _DirectQueue(asyncio.Queue[Any]):
+class LeanQueue:
+    """The part of asyncio.Queue that python-engineio and uvicorn use per connection, holding no
+    buffer while empty. An asyncio.Queue allocates four deques up front (its items, getters,
+    putters and the join event's waiters, about 3 KB); with two queues per WebSocket connection
+    that was a sixth of its memory, for queues that are empty nearly all the time. Unbounded, so
+    ``put`` never waits. Every waiting getter is woken by a put and re-checks, so a getter
+    cancelled (a poll's timeout) loses nothing."""
+
+    __slots__ = ("_getters", "_items", "_joined", "_unfinished")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Any] | None = None
+        self._getters: list[asyncio.Future[None]] | None = None
+        self._unfinished = 0
+        self._joined: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: Any) -> None:
+        if self._items is None:
+            self._items = collections.deque()
+        self._items.append(item)
+        self._unfinished += 1
+        getters, self._getters = self._getters, None
+        for getter in getters or ():
+            if not getter.done():
+                getter.set_result(None)
+
+    async def put(self, item: Any) -> None:
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Any:
+        items = self._items
+        if not items:
+            raise asyncio.QueueEmpty
+        item = items.popleft()
+        if not items:
+            self._items = None
+        return item
+
+    async def get(self) -> Any:
+        while not self._items:
+            getter = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = []
+            self._getters.append(getter)
+            try:
+                await getter
+            finally:
+                if self._getters is not None and getter in self._getters:
+                    self._getters.remove(getter)
+        return self.get_nowait()
+
+    def task_done(self) -> None:
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0 and self._joined is not None:
+            if not self._joined.done():
+                self._joined.set_result(None)
+            self._joined = None
+
+    async def join(self) -> None:
+        if self._unfinished:
+            if self._joined is None:
+                self._joined = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._joined)
+
+
+class LeanEvent(asyncio.Event):
+    """asyncio.Event without its waiters' deque until something waits (uvicorn's per-connection
+    ``writable``, which is waited on only while the client's socket is full)."""
+
+    def __init__(self) -> None:  # asyncio.Event's state, minus the up-front deque
+        self._value = False
+        self._waiters: collections.deque[asyncio.Future[bool]] = _NO_WAITERS
+
+    async def wait(self) -> Literal[True]:
+        if self._value:
+            return True
+        if self._waiters is _NO_WAITERS:
+            self._waiters = collections.deque()
+        return await super().wait()
+
+
+_NO_WAITERS: collections.deque[Any] = collections.deque(maxlen=0)  # shared, never appended to
+
+
+class WSProtocol(wsproto_impl.WSProtocol):
+    """uvicorn's wsproto WebSocket protocol with the lean queue and event (given to uvicorn as
+    its ``ws`` class, main.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = LeanQueue()  # type: ignore[assignment]
+        writable = self.writable.is_set()
+        self.writable = LeanEvent()
+        if writable:
+            self.writable.set()
+
+
+class _DirectQueue(LeanQueue):
     """The socket's send queue; once the socket goes direct, packets skip it and are written."""
+
+    __slots__ = ("sock",)
 
     def __init__(self, sock: AsyncSocket) -> None:
         super().__init__()
         self.sock = sock
 
     def put_nowait(self, item: Any) -> None:
-        if item is not None and self.sock.direct is not None:
-            if not self.sock.write(item):
+        if self.sock.direct is not None:
+            if item is None:  # the end of the stream: close the WebSocket
+                self.sock._end_websocket()
+            elif not self.sock.write(item):
                 # Closing (the reader ends the session), or a client that stopped reading: cut it
                 # rather than drop one packet silently; it reconnects and recovers from the stream.
                 self.sock.direct.transport.abort()
@@ -68,17 +185,18 @@ class _DirectQueue(asyncio.Queue[Any]):
 class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     # Bytes a transport may hold unsent before writes are refused (the client is not reading).
     max_buffer = 4 * 1024 * 1024
+    # python-engineio's (untyped) session state, as used here
+    last_ping: float | None
+    connected: bool
+    upgrading: bool
+    upgraded: bool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = _DirectQueue(self)
         self.direct: Any = None  # uvicorn's WebSocket protocol object once writes go direct
-        self._ws: Any = None
-
-    async def _websocket_handler(self, ws: Any) -> Any:
-        # engineio's ASGI WebSocket wrapper keeps uvicorn's bound `send`; its object holds the transport.
-        self._ws = getattr(ws.asgi_send, "__self__", None)
-        return await super()._websocket_handler(ws)
+        self._ws: Any = None  # python-engineio's ASGI WebSocket wrapper, while direct
+        self._timer: asyncio.TimerHandle | None = None  # the next PING, or the PONG deadline
 
     def buffered(self) -> int:
         """Bytes written but not yet sent to the client (direct), else packets queued."""
@@ -95,15 +213,122 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         proto.transport.write(frame(pkt))
         return True
 
-    def _go_direct(self) -> None:
-        """In the writer's step: from now on packets are written at send time. What is already
-        queued goes first, in order: poll()'s direct loop drains it before the writer yields
-        (Queue.get on a non-empty queue does not suspend, so no send can come in between)."""
-        proto = self._ws
-        if proto is None or not hasattr(proto, "transport") or not getattr(proto, "handshake_complete", False):
-            return  # not uvicorn's wsproto protocol: keep engineio's writer
-        self.direct = proto
+    # --- heartbeat: one timer per socket instead of a task ---------------------------------
+    def schedule_ping(self) -> None:
+        """After the handshake and after each PONG (python-engineio calls it at both)."""
+        if self.last_ping:
+            self.last_ping = None
+            self._arm(self.server.ping_interval, self._ping)
 
+    def _arm(self, delay: float, callback: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, callback)
+
+    def _ping(self) -> None:
+        self._timer = None
+        if self.closing or self.closed:
+            return
+        self.last_ping = time.time()
+        self.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+        self._arm(self.server.ping_timeout, self._pong_overdue)
+
+    def _pong_overdue(self) -> None:
+        self._timer = None
+        if self.last_ping is None or self.closing or self.closed:
+            return
+        self.server.logger.info("%s: Client is gone, closing socket", self.sid)
+        _spawn(self.close(wait=False, abort=False, reason=self.server.reason.PING_TIMEOUT))
+
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await super().close(wait=wait, abort=abort, reason=reason)
+        self._end_websocket()
+
+    # --- WebSocket -----------------------------------------------------------------------
+    async def _websocket_handler(self, ws: Any) -> Any:
+        proto = getattr(ws.asgi_send, "__self__", None)
+        if not isinstance(proto, wsproto_impl.WSProtocol):
+            return await super()._websocket_handler(ws)  # not uvicorn's wsproto: engineio's own
+        if self.connected:
+            if not await self._upgrade(ws):
+                return None
+        else:
+            self.connected = True
+            self.upgraded = True
+        self._go_direct(proto, ws)
+        await self._read(ws)
+        return None
+
+    async def _upgrade(self, ws: Any) -> bool:
+        """python-engineio's upgrade from long-polling: PING "probe" -> PONG "probe", then UPGRADE."""
+        self.upgrading = True  # hold packet sends during the upgrade
+        try:
+            probe = eio_packet.Packet(encoded_packet=await ws.wait())
+        except OSError:
+            self.upgrading = False
+            return False
+        if probe.packet_type != eio_packet.PING or probe.data != "probe":
+            self.server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
+            self.upgrading = False
+            return False
+        await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+        await self.queue.put(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
+        try:
+            upgrade = eio_packet.Packet(encoded_packet=await ws.wait())
+        except OSError:
+            self.upgrading = False
+            return False
+        if upgrade.packet_type != eio_packet.UPGRADE:
+            self.upgraded = False
+            self.server.logger.info("%s: Failed websocket upgrade, expected UPGRADE packet", self.sid)
+            self.upgrading = False
+            return False
+        self.upgraded = True
+        self.upgrading = False
+        return True
+
+    def _go_direct(self, proto: Any, ws: Any) -> None:
+        """From now on packets are written at send time; what is queued goes first, in order, in
+        this same step (no await in between, so no send can come before it)."""
+        self.direct, self._ws = proto, ws
+        while not self.queue.empty():
+            pkt = self.queue.get_nowait()
+            self.queue.task_done()
+            if pkt is None:
+                self._end_websocket()
+                return
+            self.write(pkt)
+
+    async def _read(self, ws: Any) -> None:
+        limit = self.server.max_http_buffer_size
+        while True:
+            try:
+                data = await ws.wait()
+            except (OSError, asyncio.CancelledError):
+                break  # closed (or the server is stopping): as python-engineio's reader
+            if data is None or len(data) > limit:
+                break
+            try:
+                await self.receive(eio_packet.Packet(encoded_packet=data))
+            except exceptions.UnknownPacketError:
+                pass
+            except exceptions.SocketIsClosedError:
+                break
+            except Exception:
+                self.server.logger.exception("Unknown receive error")
+        self._end_websocket()
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    def _end_websocket(self) -> None:
+        """Send the WebSocket close frame once; the connection's reader then ends the session."""
+        ws, self._ws = self._ws, None
+        if ws is not None and self.direct is not None and not self.direct.close_sent:
+            _spawn(ws.close())
+
+    # --- long-polling ----------------------------------------------------------------------
     async def handle_post_request(self, environ: Any) -> None:
         """python-engineio's, except that a packet no client sends (a NOOP, an unknown type)
         closes the session at once. python-engineio's own answer, a disconnect that waits for a
@@ -116,23 +341,7 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             raise  # python-engineio answers 400 and forgets the closed session
 
     async def poll(self) -> list[Any]:
-        """python-engineio's poll, with at most MAX_PACKETS_PER_POLL packets per answer; on an
-        established WebSocket it switches the socket to direct writes and then only waits for
-        the end of the stream."""
-        if self.upgraded and self.direct is None and self._ws is not None:
-            self._go_direct()
-        if self.direct is not None:
-            # Everything but the end marker is written at send time; no timeout here: pings are
-            # written directly too, and the reader ends the session (and this wait) on silence.
-            while True:
-                try:
-                    pkt = await asyncio.Queue.get(self.queue)
-                except asyncio.CancelledError:
-                    raise exceptions.QueueEmpty() from None  # as python-engineio's poll does
-                self.queue.task_done()
-                if pkt is None:
-                    return []
-                self.write(pkt)
+        """python-engineio's poll, with at most MAX_PACKETS_PER_POLL packets per answer."""
         try:
             packets = [await asyncio.wait_for(self.queue.get(), self.server.ping_interval + self.server.ping_timeout)]
             self.queue.task_done()
@@ -151,6 +360,15 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 break
             packets.append(pkt)
         return packets
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def install() -> None:

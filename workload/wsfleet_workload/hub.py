@@ -328,8 +328,11 @@ class Hub:
             room.members[client.sid] = client
             client.rooms.add(name)
         if self.cfg.presence_enabled:
-            await self._best_effort("presence join", self.presence.join(name, client.session, client.identity.user))
-        await self.save_session(client)
+            # presence and the session (its rooms changed) in one round trip
+            joined = self.presence.join(name, client.session, client.identity.user, self._session_record(client))
+            await self._best_effort("presence join", joined)
+        else:
+            await self.save_session(client)
         return result
 
     async def _recover(self, client: Client, room: Room, pos: Position) -> dict[str, Any]:
@@ -381,11 +384,14 @@ class Hub:
                 await self._best_effort("presence", self.presence.disconnect(client.session, client.identity.user))
 
     # --- sessions ------------------------------------------------------------------
-    async def save_session(self, client: Client) -> None:
+    def _session_record(self, client: Client) -> tuple[str, str, int]:
+        """The session's key, body and TTL: what a client resuming it on any pod rejoins."""
         body = dumps({"rooms": sorted(client.rooms), "user": client.identity.user})
-        await self._best_effort(
-            "session save", self.replay.redis.set(self.keys.session(client.session), body, ex=self.cfg.replay_ttl)
-        )
+        return self.keys.session(client.session), body, self.cfg.replay_ttl
+
+    async def save_session(self, client: Client) -> None:
+        key, body, ttl = self._session_record(client)
+        await self._best_effort("session save", self.replay.redis.set(key, body, ex=ttl))
 
     async def load_session(self, session: str, user: str | None) -> list[str] | None:
         raw = await self.replay.redis.get(self.keys.session(session))

@@ -17,7 +17,7 @@ from types import FrameType
 
 import uvicorn
 
-from wsfleet_workload import logs
+from wsfleet_workload import compat, logs
 from wsfleet_workload.app import Workload
 from wsfleet_workload.config import Config, ConfigError
 
@@ -54,9 +54,10 @@ def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
         host=cfg.host,
         port=cfg.port,
         # httptools (llhttp, in C) parses handshakes and long-polling requests; wsproto frames
-        # WebSockets (and the broadcast path writes its frames directly, compat.py).
+        # WebSockets (and the broadcast path writes its frames directly), in uvicorn's protocol
+        # with a lean receive queue (compat.py).
         http="httptools",
-        ws="wsproto",
+        ws=compat.WSProtocol,
         # Per-message deflate triples memory per connection; Node's Socket.IO has it off too.
         ws_per_message_deflate=False,
         # Engine.IO pings already; a second ping layer only costs.

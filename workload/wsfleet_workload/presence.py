@@ -19,6 +19,18 @@ from redis.asyncio import Redis
 
 from wsfleet_workload.wire import Keys, PresenceFrame
 
+# A join in one round trip: add or refresh the member, keep the set alive, announce a new member,
+# and (optionally) write the client's session, which changed with the join.
+# KEYS: presence set of the room, [session]; ARGV: member, expiry ms, set ttl ms, channel, join
+# frame, [session body, session ttl s]. Returns 1 if the member is new.
+_JOIN = """
+local added = redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if added == 1 then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[6], 'EX', ARGV[7]) end
+return added
+"""
+
 
 def member(client: str, user: str | None) -> str:
     return json.dumps({"client": client, "user": user}, separators=(",", ":"), sort_keys=True)
@@ -27,20 +39,26 @@ def member(client: str, user: str | None) -> str:
 class Presence:
     def __init__(self, redis: Redis, keys: Keys, ttl: int) -> None:
         self.redis, self.keys, self.ttl = redis, keys, ttl
+        self._join = redis.register_script(_JOIN)
 
     def _expiry(self) -> int:
         return int((time.time() + self.ttl) * 1000)
 
-    async def join(self, room: str, client: str, user: str | None) -> bool:
-        """Add or refresh; True if the member is new (announce a join)."""
-        m = member(client, user)
-        async with self.redis.pipeline(transaction=False) as p:
-            p.zadd(self.keys.presence(room), {m: self._expiry()})
-            p.pexpire(self.keys.presence(room), self.ttl * 1000 * 2)
-            added, _ = await p.execute()
-        if added:
-            await self.redis.publish(self.keys.channel(room), PresenceFrame("join", client, user).encode())
-        return bool(added)
+    async def join(self, room: str, client: str, user: str | None, session: tuple[str, str, int] | None = None) -> bool:
+        """Add or refresh; True if the member is new (its join is announced). ``session`` is a
+        (key, body, ttl seconds) to write in the same round trip."""
+        keys = [self.keys.presence(room)]
+        args: list[str | int] = [
+            member(client, user),
+            self._expiry(),
+            self.ttl * 1000 * 2,
+            self.keys.channel(room),
+            PresenceFrame("join", client, user).encode(),
+        ]
+        if session is not None:
+            keys.append(session[0])
+            args += [session[1], session[2]]
+        return bool(await self._join(keys=keys, args=args))
 
     async def leave(self, room: str, client: str, user: str | None) -> bool:
         removed = await self.redis.zrem(self.keys.presence(room), member(client, user))

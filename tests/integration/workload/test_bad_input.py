@@ -13,6 +13,7 @@
 | publish API: wrong key / bad body / size | 401 / 400 naming the field / 413                     |
 | a POST to a polling session that timed out | 400 naming the session (python-engineio: 500)     |
 | a polling POST of a packet no client sends | 400 at once, session closed (python-engineio: hangs) |
+| a WebSocket client that stops answering PINGs | closed pingTimeout after the unanswered PING; one that answers stays |
 
 After each, a well-behaved client on the same process still gets every message.
 """
@@ -195,13 +196,17 @@ def _token(**claims: Any) -> str:
 def test_jwt_is_checked_and_rooms_follow_the_claims(workloads: Callable[..., Workload]) -> None:
     w = workloads("a", WSFLEET_JWT_ALGORITHM="HS256", WSFLEET_JWT_KEY=SECRET)
 
-    async def refused(token: str | None) -> str:
+    async def refused(token: str | None, headers: dict[str, str] | None = None) -> str:
         client = socketio.AsyncClient(reconnection=False)
         errors: list[Any] = []
         client.on("connect_error", errors.append)
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect(
-                w.url, transports=["websocket"], auth={"token": token} if token else {}, wait_timeout=5
+                w.url,
+                transports=["websocket"],
+                auth={"token": token} if token else {},
+                headers=headers or {},
+                wait_timeout=5,
             )
         await client.eio.disconnect(abort=True)
         if client.eio.http is not None:
@@ -216,6 +221,8 @@ def test_jwt_is_checked_and_rooms_follow_the_claims(workloads: Callable[..., Wor
         )
         assert "token expired" in await refused(_token(exp=int(time.time()) - 120))
         assert "invalid token" in await refused("not-a-jwt")
+        # through a trusted proxy (127.0.0.1 by default): the refusal names the client's address
+        assert "invalid token" in await refused("forwarded", {"X-Forwarded-For": "203.0.113.7"})
         good = PyClient(w.url, [], token=_token(sub="ada", rooms=["chat:*"], publish=["chat:general"]))
         await good.connect()
         assert (await good.call("join", {"room": "chat:general"}))["ok"] is True
@@ -230,7 +237,9 @@ def test_jwt_is_checked_and_rooms_follow_the_claims(workloads: Callable[..., Wor
         await good.close()
 
     asyncio.run(scenario())
-    assert w.metric(c.METRIC_HANDSHAKE_REJECTIONS, reason="bad_token") == 4
+    assert w.metric(c.METRIC_HANDSHAKE_REJECTIONS, reason="bad_token") == 5
+    ips = [e["ip"] for e in w.events(event="refused", what="handshake")]
+    assert ips == ["127.0.0.1"] * 4 + ["203.0.113.7"], ips
     assert w.get(c.READY_PATH)[0] == 200
 
 
@@ -328,3 +337,49 @@ def test_a_polling_post_of_a_packet_no_client_sends_closes_the_session_at_once(
         await ok.close()
 
     asyncio.run(fine())
+
+
+def test_a_websocket_client_that_stops_answering_pings_is_closed_and_one_that_answers_stays(
+    workloads: Callable[..., Workload],
+) -> None:
+    """The heartbeat on a WebSocket (a timer per socket here, compat.py): a PING every
+    pingInterval; a PONG re-arms it; no PONG within pingTimeout closes the session, named
+    "ping timeout". Both clients run side by side, through several intervals."""
+    w = workloads("a")  # heartbeat 2 s + 2 s
+    interval = timeout = 2.0
+    mute, alive = raw_client(w), raw_client(w)
+    mute.settimeout(0.2)
+    alive.settimeout(0.2)
+    started = time.monotonic()
+    pings: dict[str, list[float]] = {"mute": [], "alive": []}
+    closed_at = None
+    while time.monotonic() - started < 3 * (interval + timeout):
+        for name, ws in (("alive", alive), ("mute", mute)):
+            if name == "mute" and closed_at is not None:
+                continue
+            try:
+                frame = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            except (OSError, websocket.WebSocketConnectionClosedException):
+                assert name == "mute", "the client answering PINGs was closed"
+                closed_at = time.monotonic() - started
+                continue
+            if frame == "":  # the close frame
+                assert name == "mute", "the client answering PINGs was closed"
+                closed_at = time.monotonic() - started
+            elif frame == "2":
+                pings[name].append(time.monotonic() - started)
+                if name == "alive":
+                    ws.send("3")
+    assert closed_at is not None, f"the mute client was never closed (PINGs at {pings['mute']})"
+    assert len(pings["mute"]) == 1, pings
+    first = pings["mute"][0]
+    assert interval - 0.5 < first < interval + 1.0, pings
+    assert timeout - 0.5 < closed_at - first < timeout + 1.5, (first, closed_at)
+    assert len(pings["alive"]) >= 4, pings  # re-armed after every PONG
+    assert ack(alive, '421["presence",{"room":"lobby"}]')["ok"] is True
+    wait_for(lambda: w.events(message="disconnected: ping timeout"), 5, "the mute client's disconnect logged")
+    finish(alive)
+    finish(mute)
+    still_serving(w)

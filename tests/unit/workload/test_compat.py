@@ -1,0 +1,133 @@
+"""The lean per-connection queue and event (compat.py) keep asyncio.Queue's and asyncio.Event's
+behaviour where python-engineio and uvicorn rely on it, and hold no buffer while idle."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from wsfleet_workload.compat import LeanEvent, LeanQueue
+
+
+def run(coro: object) -> None:
+    asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def test_queue_is_fifo_and_counts() -> None:
+    async def scenario() -> None:
+        q = LeanQueue()
+        assert q.empty()
+        assert q.qsize() == 0
+        for i in range(5):
+            q.put_nowait(i)
+        await q.put(5)
+        assert q.qsize() == 6
+        assert not q.empty()
+        assert [await q.get() for _ in range(3)] == [0, 1, 2]
+        assert [q.get_nowait() for _ in range(3)] == [3, 4, 5]
+        with pytest.raises(asyncio.QueueEmpty):
+            q.get_nowait()
+
+    run(scenario())
+
+
+def test_a_waiting_getter_wakes_on_put_in_order() -> None:
+    async def scenario() -> None:
+        q = LeanQueue()
+        got: list[int] = []
+
+        async def consumer() -> None:
+            for _ in range(3):
+                got.append(await q.get())
+
+        task = asyncio.create_task(consumer())
+        await asyncio.sleep(0)
+        assert got == []
+        q.put_nowait(1)
+        q.put_nowait(2)
+        await asyncio.sleep(0)
+        q.put_nowait(3)
+        await asyncio.wait_for(task, 1)
+        assert got == [1, 2, 3]
+
+    run(scenario())
+
+
+def test_a_cancelled_getter_loses_nothing() -> None:
+    """A long-polling GET is a get() under wait_for: its timeout cancels it. A put right before the
+    cancel must stay in the queue for the next poll, and a second getter still wakes."""
+
+    async def scenario() -> None:
+        q = LeanQueue()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(q.get(), 0.01)
+        first = asyncio.create_task(q.get())
+        second = asyncio.create_task(q.get())
+        await asyncio.sleep(0)
+        q.put_nowait("a")
+        first.cancel()  # woken, but cancelled before it ran
+        assert await asyncio.wait_for(second, 1) == "a"
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert q.empty()
+        q.put_nowait("b")
+        assert await asyncio.wait_for(q.get(), 1) == "b"
+
+    run(scenario())
+
+
+def test_join_waits_for_task_done() -> None:
+    async def scenario() -> None:
+        q = LeanQueue()
+        await asyncio.wait_for(q.join(), 1)  # nothing unfinished
+        q.put_nowait(1)
+        q.put_nowait(2)
+        joined = asyncio.create_task(q.join())
+        q.get_nowait()
+        q.task_done()
+        await asyncio.sleep(0)
+        assert not joined.done()
+        q.get_nowait()
+        q.task_done()
+        await asyncio.wait_for(joined, 1)
+        with pytest.raises(ValueError, match="too many times"):
+            q.task_done()
+
+    run(scenario())
+
+
+def test_an_idle_queue_and_event_hold_no_buffer() -> None:
+    """The point of them: an empty asyncio.Queue holds four deques (about 3 KB), these none."""
+    q = LeanQueue()
+    q.put_nowait(1)
+    q.get_nowait()
+    assert q._items is None
+    assert q._getters is None
+    stock = asyncio.Queue()  # type: ignore[var-annotated]
+    stock_size = sum(sys.getsizeof(d) for d in (stock._queue, stock._getters, stock._putters))  # type: ignore[attr-defined]
+    assert sys.getsizeof(q) < stock_size / 5
+    e = LeanEvent()
+    assert len(e._waiters) == 0
+    assert e._waiters.maxlen == 0
+
+
+def test_event_waits_sets_and_clears() -> None:
+    async def scenario() -> None:
+        e = LeanEvent()
+        assert not e.is_set()
+        waiter = asyncio.create_task(e.wait())
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        e.set()
+        assert await asyncio.wait_for(waiter, 1) is True
+        assert await e.wait() is True  # set: returns at once
+        e.clear()
+        again = asyncio.create_task(e.wait())
+        await asyncio.sleep(0.01)
+        assert not again.done()
+        e.set()
+        await asyncio.wait_for(again, 1)
+
+    run(scenario())
