@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import json
 import logging
@@ -109,6 +110,7 @@ class Workload:
         ]
         if self.cfg.metrics_port:
             self._metrics_server, _ = start_http_server(self.cfg.metrics_port, self.cfg.host, self.metrics.registry)
+        tune_gc()
         self.health.steps["serving"] = True
         log.info(
             "workload %s serving on :%d (metrics :%d), transports %s, heartbeat %ds+%ds, drain %ds",
@@ -130,8 +132,10 @@ class Workload:
                 await task
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        await self.redis.aclose()
-        await self.listener.redis.aclose()
+            self._metrics_server.server_close()
+        # A client built on an explicit pool leaves the pool's connections open on aclose()
+        await self.redis.aclose(close_connection_pool=True)
+        await self.listener.redis.aclose(close_connection_pool=True)
 
     # --- ASGI -------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -373,6 +377,25 @@ async def _json(send: Send, status: int, body: dict[str, Any], retry_after: int 
         headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+# Young collections as Python's default; a full collection after 1000 of the middle generation's
+# instead of 10 (and only once the long-lived heap grew by a quarter, as always).
+GC_THRESHOLDS = (700, 10, 1000)
+
+
+def tune_gc() -> None:
+    """The garbage collector, for a process holding thousands of long-lived connections.
+
+    A connection holds about a hundred objects and creates no reference cycle (compat.py removed
+    the two per connection that python-engineio and uvicorn made), so reference counting frees
+    what a connection leaves. Python's default still ran a full collection, a walk over every
+    object of every connection, each time the heap grew by a quarter: at 5000 clients connecting
+    at once that was a third of the process's time, and the broadcast p99 doubled while one ran.
+    So: what start-up allocated is frozen out of every collection, and full collections are 100
+    times rarer. bench/workload_bench.py measures the effect (docs/benchmarks.md)."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _ip(scope: Scope) -> str:

@@ -54,9 +54,9 @@ def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
         host=cfg.host,
         port=cfg.port,
         # httptools (llhttp, in C) parses handshakes and long-polling requests; wsproto frames
-        # WebSockets (and the broadcast path writes its frames directly), in uvicorn's protocol
-        # with a lean receive queue (compat.py).
-        http="httptools",
+        # WebSockets (and the broadcast path writes its frames directly): uvicorn's protocols,
+        # with a lean receive queue and no reference cycle per connection (compat.py).
+        http=compat.HttpToolsProtocol,
         ws=compat.WSProtocol,
         # Per-message deflate triples memory per connection; Node's Socket.IO has it off too.
         ws_per_message_deflate=False,

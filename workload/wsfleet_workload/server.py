@@ -86,7 +86,7 @@ class AsyncServer(socketio.AsyncServer):  # type: ignore[misc]
 
 def make_sio(cfg: Config) -> AsyncServer:
     compat.install()
-    return AsyncServer(
+    sio = AsyncServer(
         async_mode="asgi",
         ping_interval=cfg.ping_interval,
         ping_timeout=cfg.ping_timeout,
@@ -97,6 +97,8 @@ def make_sio(cfg: Config) -> AsyncServer:
         logger=_quiet("wsfleet.socketio"),
         engineio_logger=_quiet("wsfleet.engineio"),
     )
+    compat.adopt(sio.eio)
+    return sio
 
 
 def _quiet(name: str) -> logging.Logger:

@@ -4,10 +4,14 @@ behaviour where python-engineio and uvicorn rely on it, and hold no buffer while
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
+from typing import Any
 
 import pytest
+from engineio.async_drivers import asgi
 
+from wsfleet_workload import compat
 from wsfleet_workload.compat import LeanEvent, LeanQueue
 
 
@@ -129,5 +133,85 @@ def test_event_waits_sets_and_clears() -> None:
         assert not again.done()
         e.set()
         await asyncio.wait_for(again, 1)
+
+    run(scenario())
+
+
+SCOPES = [
+    {  # a WebSocket handshake
+        "type": "websocket",
+        "path": "/socket.io/",
+        "query_string": b"EIO=4&transport=websocket",
+        "headers": [(b"host", b"example.test"), (b"origin", b"https://app.test"), (b"x-forwarded-proto", b"https")],
+    },
+    {  # a long-polling POST: content headers, a repeated header, one that is not UTF-8
+        "type": "http",
+        "method": "POST",
+        "path": "/socket.io/",
+        "query_string": b"EIO=4&transport=polling&sid=abc",
+        "headers": [
+            (b"content-type", b"text/plain;charset=UTF-8"),
+            (b"content-length", b"11"),
+            (b"accept", b"a"),
+            (b"accept", b"b"),
+            (b"x-bad", b"\xff\xfe"),
+        ],
+    },
+    {"type": "http", "method": "GET", "path": "/socket.io/", "headers": []},  # no query string
+]
+
+
+@pytest.mark.parametrize("scope", SCOPES, ids=["websocket", "polling-post", "bare-get"])
+def test_translate_request_gives_python_engineios_environ(scope: dict[str, Any]) -> None:
+    """compat.translate_request replaces python-engineio's only to define the body reader once:
+    the environ and the body read from it are the same."""
+    events = (
+        [{"type": "websocket.connect"}]
+        if scope["type"] == "websocket"
+        else [
+            {"type": "http.request", "body": b"40", "more_body": True},
+            {"type": "http.request", "body": b'42["a"]', "more_body": True},
+            {"type": "http.request", "body": b"x", "more_body": False},
+        ]
+    )
+
+    async def translate(fn: Any) -> tuple[dict[str, Any], list[bytes]]:
+        feed = iter(events)
+
+        async def receive() -> dict[str, Any]:
+            return next(feed)
+
+        async def send(message: dict[str, Any]) -> None:
+            raise AssertionError("nothing is sent")
+
+        environ = await fn(scope, receive, send)
+        body = environ.pop("wsgi.input")
+        reads = [await body.read()] if scope["type"] == "http" else []
+        for key in ("asgi.receive", "asgi.send"):
+            assert callable(environ.pop(key))
+        return environ, reads
+
+    async def both() -> None:
+        ours, theirs = await translate(compat.translate_request), await translate(asgi.translate_request)
+        assert ours == theirs
+        if scope["type"] == "http":
+            assert ours[1] == [b'4042["a"]x']
+
+    run(both())
+
+
+def test_translate_request_leaves_no_reference_cycle() -> None:
+    async def scenario() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "websocket.connect"}
+
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(10):
+                await compat.translate_request(SCOPES[0], receive, receive)
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
 
     run(scenario())

@@ -1,0 +1,101 @@
+"""What a WebSocket connection costs the workload process: no reference cycle per connection.
+
+The workload runs in this test's process (its uvicorn server, as main.py configures it, with a
+real redis-server), so the collector's view of it can be read. With the garbage collector off,
+an object in a reference cycle stays alive until a collection; python-engineio (a class defined
+per request for the body reader) and uvicorn (the HTTP protocol that hands over to WebSocket,
+held in a cycle with its parser) each left one such cycle per connection, which is what made
+full collections expensive with thousands of connections (app.tune_gc, compat.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from tests.support.processes import Redis, free_port
+from wsfleet_workload import contract as c
+from wsfleet_workload.app import Workload
+from wsfleet_workload.config import Config
+from wsfleet_workload.main import uvicorn_config
+
+CLIENTS = 25
+
+
+@pytest.fixture
+def gc_state() -> Iterator[None]:
+    """The workload freezes and tunes the collector of the process it runs in: restore it."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.enable()
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+def leftovers() -> dict[str, int]:
+    """Objects of the two kinds that used to be left in cycles, alive right now."""
+    http = sum(1 for o in gc.get_objects() if isinstance(o, HttpToolsProtocol))
+    readers = sum(1 for o in gc.get_objects() if isinstance(o, type) and o.__name__ == "AwaitablePayload")
+    return {"http protocols": http, "per-request reader classes": readers}
+
+
+async def join(session: aiohttp.ClientSession, port: int, room: str) -> aiohttp.ClientWebSocketResponse:
+    ws = await session.ws_connect(f"ws://127.0.0.1:{port}{c.SOCKETIO_PATH}?EIO=4&transport=websocket")
+    assert (await ws.receive_str()).startswith("0{")
+    await ws.send_str("40")
+    while not (await ws.receive_str()).startswith("40"):
+        pass
+    await ws.send_str("421" + json.dumps(["join", {"room": room}]))
+    while True:
+        frame = await ws.receive_str()
+        if frame.startswith("431"):
+            assert json.loads(frame[3:])[0]["ok"] is True, frame
+            return ws
+
+
+def test_websocket_connections_leave_no_reference_cycles(redis: Redis, gc_state: None) -> None:
+    port = free_port()
+    cfg = Config.from_environ(
+        {
+            c.ENV_PORT: str(port),
+            c.ENV_METRICS_PORT: str(free_port()),
+            c.ENV_HOST: "127.0.0.1",
+            c.ENV_REDIS_URL: redis.url,
+            c.ENV_POD_NAME: "in-process",
+            c.ENV_KEY_PREFIX: "wsfleet:test",
+            c.ENV_HANDSHAKES_PER_SECOND_PER_IP: str(CLIENTS),
+        }
+    )
+
+    async def scenario() -> dict[str, int]:
+        workload = Workload(cfg)
+        server = uvicorn.Server(uvicorn_config(cfg, workload))
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.05)
+        gc.collect()
+        gc.disable()  # from here, anything in a cycle stays visible
+        try:
+            async with aiohttp.ClientSession() as session:
+                sockets = [await join(session, port, "lobby") for _ in range(CLIENTS)]
+                assert len(workload.hub.clients) == CLIENTS
+                found = leftovers()
+                for ws in sockets:
+                    await ws.close()
+            return found
+        finally:
+            gc.enable()
+            server.should_exit = True
+            await asyncio.wait_for(serving, 30)
+
+    found = asyncio.run(scenario())
+    assert found == {"http protocols": 0, "per-request reader classes": 0}, (
+        f"{CLIENTS} connections left objects in reference cycles: {found}"
+    )
