@@ -36,6 +36,7 @@ import asyncio
 import collections
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from engineio import async_socket, exceptions, payload
@@ -150,9 +151,23 @@ class LeanEvent(asyncio.Event):
 _NO_WAITERS: collections.deque[Any] = collections.deque(maxlen=0)  # shared, never appended to
 
 
+class _Handshaken:
+    """Stands in for wsproto's HTTP/1.1 handshake once the connection is open: wsproto keeps the
+    handshake (with h11's state of the upgrade request, about 2 KB) for the connection's life,
+    though after the 101 it only asks it for events, of which there are no more."""
+
+    __slots__ = ()
+
+    def events(self) -> Iterator[Any]:
+        return iter(())
+
+
+_HANDSHAKEN = _Handshaken()
+
+
 class WSProtocol(wsproto_impl.WSProtocol):
-    """uvicorn's wsproto WebSocket protocol with the lean queue and event (given to uvicorn as
-    its ``ws`` class, main.py)."""
+    """uvicorn's wsproto WebSocket protocol with the lean queue and event, and without the
+    finished handshake (given to uvicorn as its ``ws`` class, main.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -161,6 +176,12 @@ class WSProtocol(wsproto_impl.WSProtocol):
         self.writable = LeanEvent()
         if writable:
             self.writable.set()
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        conn = self.conn
+        if message["type"] == "websocket.accept" and conn.connection is not None and not conn.handshake._events:
+            conn.handshake = _HANDSHAKEN  # type: ignore[assignment]
 
 
 class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):

@@ -48,6 +48,16 @@ class Server(uvicorn.Server):
         self._loop.call_soon_threadsafe(drain.start, signal.Signals(sig).name)
 
 
+# uvicorn logs every accepted WebSocket at INFO: the WebSocket counterpart of its access log,
+# which is off (uvicorn_config). At a reconnect storm's thousands per second it was the costliest
+# line of a handshake; connections are counted by the metrics, and DEBUG keeps the lines.
+_WEBSOCKET_ACCEPTED = '%s - "WebSocket %s" [accepted]'
+
+
+def _not_a_websocket_accept(record: logging.LogRecord) -> bool:
+    return record.msg != _WEBSOCKET_ACCEPTED
+
+
 def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
     return uvicorn.Config(
         workload,
@@ -84,6 +94,8 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         print(f"wsfleet-workload: configuration error: {e}", file=sys.stderr)
         return 2
     logs.setup(cfg.log_format, "workload", cfg.log_level)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("uvicorn.error").addFilter(_not_a_websocket_accept)
     workload = Workload(cfg)
     server = Server(uvicorn_config(cfg, workload), workload)
     server.run()

@@ -3,14 +3,17 @@ from `extra` and from the bound context, kopf's object reference as `resource`; 
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from uvicorn.protocols.websockets import wsproto_impl
 
-from wsfleet_workload import logs
+from wsfleet_workload import logs, main
 
 
 @pytest.fixture
@@ -61,3 +64,16 @@ def test_text_format_keeps_the_fields() -> None:
     record = logging.makeLogRecord({"name": "wsfleet", "levelname": "INFO", "msg": "drain phase done", "phase": "done"})
     text = logs.formatter("text", "workload").format(record)
     assert text.endswith("INFO wsfleet drain phase done phase=done")
+
+
+def test_uvicorns_per_websocket_accept_line_is_dropped_and_nothing_else() -> None:
+    """The filter main.py puts on uvicorn's logger matches the line uvicorn logs (its template,
+    read from the installed uvicorn's source) and lets every other uvicorn line through."""
+    assert main._WEBSOCKET_ACCEPTED in inspect.getsource(wsproto_impl.WSProtocol.send)
+
+    def record(msg: str, *args: Any) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.INFO, "x.py", 1, msg, args, None)
+
+    assert not main._not_a_websocket_accept(record(main._WEBSOCKET_ACCEPTED, "127.0.0.1:5", "/socket.io/"))
+    assert main._not_a_websocket_accept(record('%s - "WebSocket %s" %d', "127.0.0.1:5", "/x", 403))
+    assert main._not_a_websocket_accept(record("Uvicorn running on %s", "http://0.0.0.0:3001"))
