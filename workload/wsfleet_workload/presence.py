@@ -32,6 +32,29 @@ return added
 """
 
 
+# A refresh of many members of one set in one round trip: each gets the new expiry; one that had
+# been swept meanwhile (a Redis outage) is announced again on the channel, if one is given; the
+# set's key TTL is renewed (ZADD keeps a key's TTL, so a room nobody joined for 2 x ttl would
+# otherwise vanish and every member be announced anew).
+# KEYS: the set; ARGV: expiry ms, set ttl ms, channel or "", members...
+_REFRESH = """
+local added = 0
+for i = 4, #ARGV do
+  if redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    added = added + 1
+    if ARGV[3] ~= '' then
+      redis.call('PUBLISH', ARGV[3], 'P|{"action":"join",' .. string.sub(ARGV[i], 2))
+    end
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return added
+"""
+# Members per refresh call: Redis runs a script to its end, so each stays short (< 1 ms), and the
+# workload's event loop serves its clients between calls.
+REFRESH_CHUNK = 500
+
+
 def member(client: str, user: str | None) -> str:
     return json.dumps({"client": client, "user": user}, separators=(",", ":"), sort_keys=True)
 
@@ -40,6 +63,7 @@ class Presence:
     def __init__(self, redis: Redis, keys: Keys, ttl: int) -> None:
         self.redis, self.keys, self.ttl = redis, keys, ttl
         self._join = redis.register_script(_JOIN)
+        self._refresh = redis.register_script(_REFRESH)
 
     def _expiry(self) -> int:
         return int((time.time() + self.ttl) * 1000)
@@ -73,19 +97,21 @@ class Presence:
         await self.redis.zrem(self.keys.presence_global(), member(client, user))
 
     async def refresh(
-        self, memberships: list[tuple[str, str, str | None]], clients: list[tuple[str, str | None]]
-    ) -> None:
-        """Refresh this pod's entries; announce any that had been swept meanwhile (a Redis outage)."""
-        expiry = self._expiry()
-        async with self.redis.pipeline(transaction=False) as p:
-            for room, client, user in memberships:
-                p.zadd(self.keys.presence(room), {member(client, user): expiry})
-            for client, user in clients:
-                p.zadd(self.keys.presence_global(), {member(client, user): expiry})
-            added = await p.execute()
-        for (room, client, user), was_added in zip(memberships, added, strict=False):
-            if was_added:
-                await self.redis.publish(self.keys.channel(room), PresenceFrame("join", client, user).encode())
+        self, rooms: dict[str, list[tuple[str, str | None]]], clients: list[tuple[str, str | None]]
+    ) -> int:
+        """Refresh this pod's entries, rooms' and the fleet's, in chunks of REFRESH_CHUNK per round
+        trip; a room's member that had been swept meanwhile (a Redis outage) is announced again.
+        Returns how many entries were added back."""
+        expiry, key_ttl = self._expiry(), self.ttl * 1000 * 2
+        sets = [(self.keys.presence(r), self.keys.channel(r), m) for r, m in rooms.items()]
+        sets.append((self.keys.presence_global(), "", clients))
+        added = 0
+        for key, channel, members in sets:
+            names = [member(client, user) for client, user in members]
+            for i in range(0, len(names), REFRESH_CHUNK):
+                chunk = names[i : i + REFRESH_CHUNK]
+                added += int(await self._refresh(keys=[key], args=[expiry, key_ttl, channel, *chunk]))
+        return added
 
     async def sweep(self, rooms: list[str]) -> int:
         """Remove expired members of these rooms (and the fleet); announce each leave once."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.processes import JsFleet, Workload, wait_for
+from tests.support.processes import JsFleet, Redis, Workload, wait_for
 from tests.support.pyclient import PyClient
 from wsfleet_workload import contract as c
 
@@ -197,3 +197,54 @@ def test_health_and_metrics_endpoints_explain_themselves(workloads: Callable[...
         assert name.removesuffix("_total") in families, name
     status, _ = a.get(c.METRICS_PATH)
     assert status == 404, "metrics are served on the metrics port only"
+
+
+async def _two_members(w: Workload, room: str) -> tuple[PyClient, PyClient]:
+    """A watcher and another member of the room, both joins seen; the watcher's record cleared."""
+    watcher, other = PyClient(w.url, [room]), PyClient(w.url, [room])
+    await watcher.connect()
+    await other.connect()
+    await _until(lambda: len(watcher.presence) >= 2, f"both joins in {watcher.presence_diffs}")
+    watcher.presence_diffs.clear()
+    watcher.presence.clear()
+    return watcher, other
+
+
+def test_a_quiet_rooms_presence_outlives_its_key_ttl_without_spurious_joins(
+    workloads: Callable[..., Workload],
+) -> None:
+    """Members of a room nobody joins for a while stay present and are not announced again: the
+    refresh keeps the room's presence set alive (its key TTL is 2 x presence TTL, here 6 s)."""
+    a = workloads("a")  # presence TTL 3 s: refreshed every 1 s, the set's key lives 6 s
+
+    async def scenario() -> None:
+        watcher, other = await _two_members(a, "quiet")
+        await asyncio.sleep(9)  # past the key's TTL, with refreshes and sweeps in between
+        ack = await watcher.call("presence", {"room": "quiet"})
+        assert {m["client"] for m in ack["members"]} == {watcher.session, other.session}, ack
+        assert watcher.presence_diffs == [], "no member was announced again"
+        await other.close()
+        await watcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_presence_lost_in_redis_is_written_back_and_announced_again(
+    workloads: Callable[..., Workload], redis: Redis
+) -> None:
+    """A failover to an empty replica loses every presence entry: the pods holding the
+    connections write them back at their next refresh (every presence TTL / 3, here 1 s), and the
+    room is told its members joined again."""
+    a = workloads("a")
+
+    async def scenario() -> None:
+        watcher, other = await _two_members(a, "lost")
+        redis.cli("FLUSHALL")
+        both = {watcher.session, other.session}
+        await _until(lambda: {p["client"] for p in watcher.presence} == both, f"rejoins in {watcher.presence_diffs}")
+        ack = await watcher.call("presence", {"room": "lost"})
+        assert {m["client"] for m in ack["members"]} == both, ack
+        await other.close()
+        await watcher.close()
+
+    asyncio.run(scenario())
