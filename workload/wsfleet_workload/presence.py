@@ -90,9 +90,6 @@ class Presence:
             await self.redis.publish(self.keys.channel(room), PresenceFrame("leave", client, user).encode())
         return bool(removed)
 
-    async def connect(self, client: str, user: str | None) -> None:
-        await self.redis.zadd(self.keys.presence_global(), {member(client, user): self._expiry()})
-
     async def disconnect(self, client: str, user: str | None) -> None:
         await self.redis.zrem(self.keys.presence_global(), member(client, user))
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.processes import JsFleet, Redis, Workload, wait_for
+from tests.support.processes import JsFleet, Redis, Workload, http, wait_for
 from tests.support.pyclient import PyClient
+from tests.support.secrets import API_KEY
 from wsfleet_workload import contract as c
 
 
@@ -247,4 +248,27 @@ def test_presence_lost_in_redis_is_written_back_and_announced_again(
         await other.close()
         await watcher.close()
 
+    asyncio.run(scenario())
+
+
+def test_the_fleet_presence_count_includes_every_pods_connections(workloads: Callable[..., Workload]) -> None:
+    """GET /api/v1/presence without a room counts the fleet's connections, in a room or not, on
+    any pod, once each pod's refresh (every presence TTL / 3, here 1 s) has written them."""
+    a, b = workloads("a"), workloads("b")
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+
+    def count() -> int:
+        status, _, body = http("GET", a.url + "/api/v1/presence", headers=headers)
+        assert status == 200, body
+        return int(body["count"])
+
+    async def scenario() -> None:
+        clients = [PyClient(a.url, ["lobby"]), PyClient(a.url, []), PyClient(b.url, ["other"])]
+        for client in clients:
+            await client.connect()
+        await _until(lambda: count() == 3, "a fleet count of 3")
+        for client in clients:
+            await client.close()
+
+    assert count() == 0
     asyncio.run(scenario())
