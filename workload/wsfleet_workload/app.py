@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from wsfleet_workload import contract as c
 from wsfleet_workload import redisconn
 from wsfleet_workload.auth import HandshakeLimiter
+from wsfleet_workload.compat import client_ip
 from wsfleet_workload.config import Config
 from wsfleet_workload.drain import Drain
 from wsfleet_workload.fanout import Listener
@@ -168,7 +169,7 @@ class Workload:
             refusal = self._gate(scope)
             if refusal is not None:
                 reason, retry_after, message = refusal
-                refused(self.metrics, "handshake", reason, message, ip=_ip(scope))
+                refused(self.metrics, "handshake", reason, message, ip=client_ip(scope))
                 await _refuse(scope, send, 503, {"error": message, "reason": reason}, retry_after)
                 return
         limit = self.cfg.max_payload_bytes
@@ -190,7 +191,7 @@ class Workload:
             if body is None:
                 size = f"{int(length)} bytes" if length is not None else f"more than {limit} bytes (chunked)"
                 message = f"payload too large: {size}, limit {limit}"
-                refused(self.metrics, "post", "payload_too_large", message, ip=_ip(scope))
+                refused(self.metrics, "post", "payload_too_large", message, ip=client_ip(scope))
                 await _json(send, 413, {"error": message})
                 return
             receive = _replay_body(body)
@@ -201,7 +202,7 @@ class Workload:
     def _gate(self, scope: Scope) -> tuple[str, int, str] | None:
         if self.drain.draining:
             return "draining", 1, f"pod {self.cfg.pod_name} is draining; connect to another pod"
-        verdict = self.limiter.check(_ip(scope))
+        verdict = self.limiter.check(client_ip(scope))
         if verdict is not None:
             reason, retry_after = verdict
             which = "this client IP" if reason == "rate_limit_ip" else "this pod"
@@ -220,7 +221,7 @@ class Workload:
                 size = len(message.get("text") or "") or len(message.get("bytes") or b"")
                 if size > limit:
                     reason = f"message too big: {size} bytes, limit {limit}"
-                    refused(metrics, "frame", "payload_too_large", f"{reason}: closing with 1009", ip=_ip(scope))
+                    refused(metrics, "frame", "payload_too_large", f"{reason}: closing with 1009", ip=client_ip(scope))
                     with contextlib.suppress(Exception):
                         await send({"type": "websocket.close", "code": 1009, "reason": reason})
                     return {"type": "websocket.disconnect", "code": 1009}
@@ -263,7 +264,7 @@ class Workload:
         token = given.removeprefix("Bearer ").strip() or headers.get(b"x-api-key", b"").decode("latin-1")
         if not token or not hmac.compare_digest(token.encode(), key.encode()):
             message = "missing or wrong API key (Authorization: Bearer <key>)"
-            refused(self.metrics, "api", "bad_api_key", message, ip=_ip(scope))
+            refused(self.metrics, "api", "bad_api_key", message, ip=client_ip(scope))
             return 401, message
         return None
 
@@ -278,7 +279,7 @@ class Workload:
         body = await _read_body(receive, self.cfg.max_payload_bytes)
         if body is None:
             message = f"body larger than {self.cfg.max_payload_bytes} bytes"
-            refused(self.metrics, "api", "payload_too_large", message, ip=_ip(scope))
+            refused(self.metrics, "api", "payload_too_large", message, ip=client_ip(scope))
             await _json(send, 413, {"error": message})
             return
         try:
@@ -290,7 +291,7 @@ class Workload:
                 raise BadRequest(f"rooms={rooms!r}: expected 1-100 room names")
             rooms = [check_room(r) for r in rooms]
         except (ValueError, BadRequest) as e:
-            refused(self.metrics, "api", "bad_request", str(e), ip=_ip(scope))
+            refused(self.metrics, "api", "bad_request", str(e), ip=client_ip(scope))
             await _json(send, 400, {"error": str(e)})
             return
         data = dumps(doc["data"])
@@ -396,10 +397,6 @@ def tune_gc() -> None:
     times rarer. bench/workload_bench.py measures the effect (docs/benchmarks.md)."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-def _ip(scope: Scope) -> str:
-    return str((scope.get("client") or ("",))[0])
 
 
 async def _refuse(scope: Scope, send: Send, status: int, body: dict[str, Any], retry_after: int) -> None:

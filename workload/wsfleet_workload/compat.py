@@ -422,8 +422,15 @@ class _Body:
         return payload[:length]
 
 
+def client_ip(scope: Any) -> str:
+    """The client's address: the ASGI peer, or, from a trusted proxy, the X-Forwarded-For client
+    (uvicorn's proxy-headers middleware rewrites the scope)."""
+    return str((scope.get("client") or ("",))[0])
+
+
 async def translate_request(scope: dict[str, Any], receive: Any, send: Any) -> dict[str, Any]:
-    """python-engineio's ASGI ``translate_request`` (same environ), with ``_Body`` as its reader."""
+    """python-engineio's ASGI ``translate_request`` with ``_Body`` as its reader, and the client's
+    address as REMOTE_ADDR (python-engineio says 127.0.0.1 for every client)."""
     event = await receive()
     if event["type"] not in ("http.request", "websocket.connect"):
         return {}
@@ -451,7 +458,7 @@ async def translate_request(scope: dict[str, Any], receive: Any, send: Any) -> d
         "RAW_URI": raw_uri,
         "SCRIPT_NAME": "",
         "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_ADDR": client_ip(scope) or "127.0.0.1",
         "REMOTE_PORT": "0",
         "SERVER_NAME": "asgi",
         "SERVER_PORT": "0",

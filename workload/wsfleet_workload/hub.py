@@ -176,7 +176,7 @@ class Hub:
                     break
                 await asyncio.sleep(0.05)
         await sock.close(wait=False, abort=True, reason=reason)
-        sock.queue.put_nowait(None)  # ends the websocket writer, which then closes, or the poll
+        sock.queue.put_nowait(None)  # ends a long-poll (a WebSocket was closed by sock.close)
 
     async def cut(self, client: Client, reason: str) -> None:
         if client.cut:

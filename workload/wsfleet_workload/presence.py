@@ -19,32 +19,33 @@ from redis.asyncio import Redis
 
 from wsfleet_workload.wire import Keys, PresenceFrame
 
+# The join announcement of a member, built in Lua from the member itself (``member()``'s JSON,
+# ``{"client":...,"user":...}``): decode_frame reads it as PresenceFrame("join", client, user).
+_LUA_JOIN_FRAME = """'P|{"action":"join",' .. string.sub(%s, 2)"""
+
 # A join in one round trip: add or refresh the member, keep the set alive, announce a new member,
 # and (optionally) write the client's session, which changed with the join.
-# KEYS: presence set of the room, [session]; ARGV: member, expiry ms, set ttl ms, channel, join
-# frame, [session body, session ttl s]. Returns 1 if the member is new.
-_JOIN = """
+# KEYS: presence set of the room, [session]; ARGV: member, expiry ms, set ttl ms, channel,
+# [session body, session ttl s]. Returns 1 if the member is new.
+_JOIN = f"""
 local added = redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if added == 1 then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
-if KEYS[2] then redis.call('SET', KEYS[2], ARGV[6], 'EX', ARGV[7]) end
+if added == 1 then redis.call('PUBLISH', ARGV[4], {_LUA_JOIN_FRAME % "ARGV[1]"}) end
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6]) end
 return added
 """
-
 
 # A refresh of many members of one set in one round trip: each gets the new expiry; one that had
 # been swept meanwhile (a Redis outage) is announced again on the channel, if one is given; the
 # set's key TTL is renewed (ZADD keeps a key's TTL, so a room nobody joined for 2 x ttl would
 # otherwise vanish and every member be announced anew).
 # KEYS: the set; ARGV: expiry ms, set ttl ms, channel or "", members...
-_REFRESH = """
+_REFRESH = f"""
 local added = 0
 for i = 4, #ARGV do
   if redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) == 1 then
     added = added + 1
-    if ARGV[3] ~= '' then
-      redis.call('PUBLISH', ARGV[3], 'P|{"action":"join",' .. string.sub(ARGV[i], 2))
-    end
+    if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], {_LUA_JOIN_FRAME % "ARGV[i]"}) end
   end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -77,7 +78,6 @@ class Presence:
             self._expiry(),
             self.ttl * 1000 * 2,
             self.keys.channel(room),
-            PresenceFrame("join", client, user).encode(),
         ]
         if session is not None:
             keys.append(session[0])

@@ -66,15 +66,10 @@ class AsyncServer(socketio.AsyncServer):  # type: ignore[misc]
                 await self.on_malformed(eio_sid, data, e)
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
-        # python-socketio keeps the handshake's environ for the life of the connection. Its
-        # request body reader is a class python-engineio defines per request (about 2.5 KB with
-        # its instance); a handshake is a GET with no body, and a POST reads its own environ.
+        # python-socketio keeps the handshake's environ for the life of the connection; its body
+        # reader (holding the handshake's first ASGI event) is of no use after the handshake: a
+        # handshake is a GET with no body, and a POST reads its own environ.
         environ.pop("wsgi.input", None)
-        # python-engineio's ASGI environ says REMOTE_ADDR 127.0.0.1 for every client; the ASGI
-        # scope has the peer (or, from a trusted proxy, the X-Forwarded-For client).
-        client = (environ.get("asgi.scope") or {}).get("client")
-        if client:
-            environ["REMOTE_ADDR"] = str(client[0])
         return await super()._handle_eio_connect(eio_sid, environ)
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:

@@ -215,3 +215,18 @@ def test_translate_request_leaves_no_reference_cycle() -> None:
             gc.enable()
 
     run(scenario())
+
+
+def test_translate_request_names_the_client_where_python_engineio_says_127_0_0_1() -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def scenario() -> None:
+        scope = {**SCOPES[0], "client": ("203.0.113.7", 50000)}
+        ours, theirs = (
+            await compat.translate_request(scope, receive, receive),
+            await asgi.translate_request(scope, receive, receive),
+        )
+        assert (ours["REMOTE_ADDR"], theirs["REMOTE_ADDR"]) == ("203.0.113.7", "127.0.0.1")
+
+    run(scenario())

@@ -11,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from socketio import packet as sio_packet
 
+from wsfleet_workload import presence
+from wsfleet_workload.presence import member
 from wsfleet_workload.wire import (
     BadRequest,
     Keys,
@@ -80,3 +82,12 @@ def test_presence_frames_round_trip() -> None:
         decode_frame("X|whatever")
     with pytest.raises(ValueError, match="action='wave', expected join or leave"):
         decode_frame('P|{"action": "wave", "client": "c", "user": null}')
+
+
+@pytest.mark.parametrize("user", [None, "ada", 'quo"te'])
+def test_the_join_frame_the_presence_scripts_build_decodes_as_a_join(user: str | None) -> None:
+    """presence.py's Lua scripts announce a join as 'P|{"action":"join",' followed by the member's
+    JSON minus its opening brace; that must stay a frame decode_frame reads as the join."""
+    built = 'P|{"action":"join",' + member("s-1", user)[1:]
+    assert presence._LUA_JOIN_FRAME == """'P|{"action":"join",' .. string.sub(%s, 2)"""
+    assert decode_frame(built) == PresenceFrame("join", "s-1", user)
