@@ -173,9 +173,8 @@ class Workload:
                 await _refuse(scope, send, 503, {"error": message, "reason": reason}, retry_after)
                 return
         limit = self.cfg.max_payload_bytes
-        if scope["type"] == "websocket":
-            receive = self._bounded(scope, receive, send, limit)
-        elif scope.get("method") == "POST":
+        # WebSocket messages above the limit are closed with 1009 by the protocol (compat.ws_protocol).
+        if scope["type"] == "http" and scope.get("method") == "POST":
             sid = query.get("sid", [""])[0]
             sock = self.sio.eio.sockets.get(sid)
             if sock is not None and sock.closed:
@@ -212,22 +211,9 @@ class Workload:
             return reason, retry_after, f"too many handshakes from {which} (limit {rate}/s); retry in {retry_after}s"
         return None
 
-    def _bounded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> Receive:
-        metrics = self.metrics
-
-        async def bounded() -> Message:
-            message = await receive()
-            if message["type"] == "websocket.receive":
-                size = len(message.get("text") or "") or len(message.get("bytes") or b"")
-                if size > limit:
-                    reason = f"message too big: {size} bytes, limit {limit}"
-                    refused(metrics, "frame", "payload_too_large", f"{reason}: closing with 1009", ip=client_ip(scope))
-                    with contextlib.suppress(Exception):
-                        await send({"type": "websocket.close", "code": 1009, "reason": reason})
-                    return {"type": "websocket.disconnect", "code": 1009}
-            return message
-
-        return bounded
+    def frame_too_big(self, scope: Scope, message: str) -> None:
+        """A WebSocket message above the payload limit (the protocol closes it with 1009)."""
+        refused(self.metrics, "frame", "payload_too_large", message, ip=client_ip(scope))
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         method = scope["method"]

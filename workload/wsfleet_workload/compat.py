@@ -14,7 +14,11 @@ WebSocket is established (directly, or by upgrade from long-polling), packets ar
 connection's transport as they are sent, in call order: framed once per packet (server frames
 are unmasked and no extension is negotiated, so the bytes are the same for every member) and
 written with no task in between. What was queued before the switch goes first, in the same
-step. The connection's own task reads frames with no per-frame task, and the heartbeat is a
+step. Receiving needs no task either: the WebSocket protocol hands each message to the socket as
+it parses it (``WSProtocol.attach``, ``AsyncSocket.feed``), so the connection's ASGI task, with its
+chain of a dozen coroutine frames through uvicorn, python-engineio and python-socketio (about a
+third of an idle connection's memory), ends once the socket is established; messages are still
+handled one after another in arrival order, as python-engineio's reader does. The heartbeat is a
 timer: a PING every ``ping_interval``, and the session closes when its PONG is not back within
 ``ping_timeout`` (the Engine.IO rule; python-engineio's silence timeout on the reader is gone
 with the reader's timeout, the PONG deadline covers it). A transport that cannot take more
@@ -36,13 +40,15 @@ import asyncio
 import collections
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from engineio import async_socket, exceptions, payload
 from engineio import packet as eio_packet
 from uvicorn.protocols.http import httptools_impl
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets import wsproto_impl
+from wsproto.events import CloseConnection
 from wsproto.frame_protocol import FrameProtocol
 
 MAX_PACKETS_PER_POLL = payload.Payload.max_decode_packets
@@ -166,22 +172,139 @@ _HANDSHAKEN = _Handshaken()
 
 
 class WSProtocol(wsproto_impl.WSProtocol):
-    """uvicorn's wsproto WebSocket protocol with the lean queue and event, and without the
-    finished handshake (given to uvicorn as its ``ws`` class, main.py)."""
+    """uvicorn's wsproto WebSocket protocol with the lean queue and event, without the finished
+    handshake, with the payload limit, and able to hand its messages to an Engine.IO socket as
+    they are parsed (``attach``), after which the connection needs no task at all (given to
+    uvicorn as its ``ws`` class by ``ws_protocol``, main.py)."""
+
+    # Set per server by ws_protocol(): a message above message_limit bytes closes the connection
+    # with 1009 and a reason naming the size and the limit; on_too_big(scope, reason) reports it.
+    message_limit: int | None = None
+    on_too_big: Callable[[Any, str], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.queue = LeanQueue()  # type: ignore[assignment]
+        self.queue: LeanQueue | _ToSocket = LeanQueue()  # type: ignore[assignment]
         writable = self.writable.is_set()
         self.writable = LeanEvent()
         if writable:
             self.writable.set()
+
+    def attach(self, sock: AsyncSocket) -> None:
+        """From now on each received message goes to ``sock.feed`` as it is parsed, and the end of
+        the connection to ``sock.lost``: no receive queue, no task woken per message, no paused
+        reads. What arrived before goes first, in order. The ASGI task may then end (run_asgi)."""
+        pending, to_socket = self.queue, _ToSocket(sock)
+        self.queue = to_socket
+        while isinstance(pending, LeanQueue) and not pending.empty() and to_socket.sock is not None:
+            to_socket.put_nowait(pending.get_nowait())
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def handle_message(self, event: Any) -> None:
+        if event.message_finished and self.buffer.value is None:  # a message in one frame
+            data = event.data
+            size = _size(data, self.message_limit)
+        else:
+            try:
+                self.buffer.extend(event)
+            except wsproto_impl.FrameTooLargeError:
+                self._too_big(self.buffer.length)
+                return
+            if not event.message_finished:
+                return
+            size = self.buffer.length
+            message = self.buffer.to_message()
+            self.buffer.clear()
+            data = message.get("text", message.get("bytes"))
+        if self.message_limit is not None and size > self.message_limit:
+            self._too_big(size)
+            return
+        queue = self.queue
+        if isinstance(queue, _ToSocket):
+            if queue.sock is not None:
+                queue.sock.feed(data)
+            return
+        queue.put_nowait({"type": "websocket.receive", "text": data} if isinstance(data, str) else
+                         {"type": "websocket.receive", "bytes": data})  # fmt: skip
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _too_big(self, size: int) -> None:
+        reason = f"message too big: {size} bytes, limit {self.message_limit}"
+        if self.on_too_big is not None:
+            self.on_too_big(self.scope, f"{reason}: closing with 1009")
+        self.buffer.clear()
+        self.close_sent = True
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": 1009, "reason": reason})
+        if not self.transport.is_closing():
+            self.transport.write(self.conn.send(CloseConnection(code=1009, reason=reason)))
+            self.transport.close()
+
+    async def run_asgi(self) -> None:
+        """uvicorn's, except that the connection stays open when the application returns after
+        attaching it to a socket."""
+        try:
+            result = await self.app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
+        except ClientDisconnected:
+            pass
+        except BaseException:
+            self.logger.exception("Exception in ASGI application\n")
+            self.send_500_response()
+        else:
+            if not self.handshake_complete:
+                self.logger.error("ASGI callable returned without completing handshake.")
+                self.send_500_response()
+            elif result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+        if isinstance(self.queue, _ToSocket) and not self.close_sent:
+            return  # attached: the socket's feed and lost carry the connection from here
+        if self.close_timer is None:
+            self.transport.close()
 
     async def send(self, message: Any) -> None:
         await super().send(message)
         conn = self.conn
         if message["type"] == "websocket.accept" and conn.connection is not None and not conn.handshake._events:
             conn.handshake = _HANDSHAKEN  # type: ignore[assignment]
+
+
+def _size(data: str | bytes, limit: int | None) -> int:
+    """A message's size in bytes; text is encoded only when its length in characters cannot
+    tell on which side of the limit it falls (UTF-8 takes 1-4 bytes per character)."""
+    if isinstance(data, bytes) or limit is None or len(data) > limit or 4 * len(data) <= limit:
+        return len(data)
+    return len(data.encode())
+
+
+class _ToSocket:
+    """An attached connection's receive "queue": messages go to the socket at once."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: AsyncSocket) -> None:
+        self.sock: AsyncSocket | None = sock
+
+    def empty(self) -> bool:
+        return True
+
+    def put_nowait(self, message: dict[str, Any]) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        if message["type"] == "websocket.receive":
+            text = message.get("text")
+            sock.feed(text if text is not None else message["bytes"])
+        else:  # websocket.disconnect: once, and the socket is let go of (it holds the protocol)
+            self.sock = None
+            sock.lost()
+
+
+def ws_protocol(message_limit: int, on_too_big: Callable[[Any, str], None]) -> type[WSProtocol]:
+    """The WebSocket protocol class for one server: its payload limit and how it reports a breach."""
+    return type("WSProtocol", (WSProtocol,), {"message_limit": message_limit, "on_too_big": staticmethod(on_too_big)})
 
 
 class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):
@@ -230,6 +353,7 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         self.direct: Any = None  # uvicorn's WebSocket protocol object once writes go direct
         self._ws: Any = None  # python-engineio's ASGI WebSocket wrapper, while direct
         self._timer: asyncio.TimerHandle | None = None  # the next PING, or the PONG deadline
+        self._inbox: list[eio_packet.Packet | None] | None = None  # received, being handled (attached)
 
     def buffered(self) -> int:
         """Bytes written but not yet sent to the client (direct), else packets queued."""
@@ -283,8 +407,8 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     # --- WebSocket -----------------------------------------------------------------------
     async def _websocket_handler(self, ws: Any) -> Any:
         proto = getattr(ws.asgi_send, "__self__", None)
-        if not isinstance(proto, wsproto_impl.WSProtocol):
-            return await super()._websocket_handler(ws)  # not uvicorn's wsproto: engineio's own
+        if not isinstance(proto, WSProtocol):
+            return await super()._websocket_handler(ws)  # not our protocol: python-engineio's own
         if self.connected:
             if not await self._upgrade(ws):
                 return None
@@ -292,7 +416,7 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             self.connected = True
             self.upgraded = True
         self._go_direct(proto, ws)
-        await self._read(ws)
+        proto.attach(self)  # the connection's task ends here; the protocol calls feed and lost
         return None
 
     async def _upgrade(self, ws: Any) -> bool:
@@ -335,25 +459,58 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 return
             self.write(pkt)
 
-    async def _read(self, ws: Any) -> None:
-        limit = self.server.max_http_buffer_size
-        while True:
-            try:
-                data = await ws.wait()
-            except (OSError, asyncio.CancelledError):
-                break  # closed (or the server is stopping): as python-engineio's reader
-            if data is None or len(data) > limit:
-                break
-            try:
-                await self.receive(eio_packet.Packet(encoded_packet=data))
-            except exceptions.UnknownPacketError:
-                pass
-            except exceptions.SocketIsClosedError:
-                break
-            except Exception:
-                self.server.logger.exception("Unknown receive error")
+    def feed(self, data: str | bytes) -> None:
+        """A message from the client, as the attached protocol parses it: python-engineio's
+        reader loop, inverted. A PONG is taken at once; messages and the client's CLOSE are
+        handled one after another in arrival order, as python-engineio's reader does (python-socketio
+        runs a CONNECT to its end before the next packet, and an event in a task of its own)."""
+        try:
+            pkt = eio_packet.Packet(encoded_packet=data)
+        except Exception:
+            self.server.logger.exception("Unknown receive error")
+            return
+        kind = pkt.packet_type
+        if kind == eio_packet.PONG:
+            self.schedule_ping()
+        elif kind in (eio_packet.MESSAGE, eio_packet.CLOSE):
+            self._take(pkt)
+        elif kind == eio_packet.UPGRADE:
+            self.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
+        # anything else (a PING, a NOOP, an unknown type) is ignored, as python-engineio does
+
+    def lost(self) -> None:
+        """The attached connection ended (closed by either side, or lost): after what came before."""
+        self._take(None)
+
+    def _take(self, pkt: eio_packet.Packet | None) -> None:
+        if self._inbox is None:  # no handler running: a task for this packet and any that follow
+            self._inbox = [pkt]
+            _spawn(self._handle_inbox())
+        else:
+            self._inbox.append(pkt)
+
+    async def _handle_inbox(self) -> None:
+        inbox = self._inbox or []
+        try:
+            for pkt in inbox:  # grows while a handler awaits
+                if pkt is None or pkt.packet_type == eio_packet.CLOSE:
+                    closed = self.server.reason.CLIENT_DISCONNECT
+                    await self._finish(self.server.reason.TRANSPORT_CLOSE if pkt is None else closed)
+                    break
+                if self.closed:
+                    continue
+                try:
+                    await self.server._trigger_event("message", self.sid, pkt.data)
+                except Exception:  # as python-engineio's reader: logged, and the next packet goes on
+                    self.server.logger.exception("Unknown receive error")
+        finally:
+            self._inbox = None
+
+    async def _finish(self, reason: Any) -> None:
         self._end_websocket()
-        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+        await self.close(wait=False, abort=True, reason=reason)
+        if self.server.sockets.get(self.sid) is self:  # python-engineio forgets it once the handler returns
+            del self.server.sockets[self.sid]
 
     def _end_websocket(self) -> None:
         """Send the WebSocket close frame once; the connection's reader then ends the session."""

@@ -67,13 +67,14 @@ def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
         # WebSockets (and the broadcast path writes its frames directly): uvicorn's protocols,
         # with a lean receive queue and no reference cycle per connection (compat.py).
         http=compat.HttpToolsProtocol,
-        ws=compat.WSProtocol,
+        ws=compat.ws_protocol(cfg.max_payload_bytes, workload.frame_too_big),
         # Per-message deflate triples memory per connection; Node's Socket.IO has it off too.
         ws_per_message_deflate=False,
         # Engine.IO pings already; a second ping layer only costs.
         ws_ping_interval=None,
         ws_ping_timeout=None,
-        # The gate closes oversized frames with a clear 1009; this is only the hard stop behind it.
+        # The protocol closes messages above the payload limit with a clear 1009; this is only the
+        # hard stop for a fragmented one still arriving.
         ws_max_size=2 * cfg.max_payload_bytes + 65536,
         lifespan="on",
         proxy_headers=True,

@@ -1,4 +1,4 @@
-"""What a WebSocket connection costs the workload process: no reference cycle per connection.
+"""What a WebSocket connection costs the workload process: no task and no reference cycle.
 
 The workload runs in this test's process (its uvicorn server, as main.py configures it, with a
 real redis-server), so the collector's view of it can be read. With the garbage collector off,
@@ -6,6 +6,10 @@ an object in a reference cycle stays alive until a collection; python-engineio (
 per request for the body reader) and uvicorn (the HTTP protocol that hands over to WebSocket,
 held in a cycle with its parser) each left one such cycle per connection, which is what made
 full collections expensive with thousands of connections (app.tune_gc, compat.py).
+
+An open connection also holds no task: once the Engine.IO socket is established, the WebSocket
+protocol hands it each message as it is parsed (compat.WSProtocol.attach), and the ASGI task with
+its chain of a dozen coroutine frames ends. When the clients leave, their sockets are forgotten.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ async def join(session: aiohttp.ClientSession, port: int, room: str) -> aiohttp.
             return ws
 
 
-def test_websocket_connections_leave_no_reference_cycles(redis: Redis, gc_state: None) -> None:
+def test_websocket_connections_hold_no_task_and_leave_no_cycle(redis: Redis, gc_state: None) -> None:
     port = free_port()
     cfg = Config.from_environ(
         {
@@ -74,7 +78,7 @@ def test_websocket_connections_leave_no_reference_cycles(redis: Redis, gc_state:
         }
     )
 
-    async def scenario() -> dict[str, int]:
+    async def scenario() -> tuple[dict[str, int], int, int]:
         workload = Workload(cfg)
         server = uvicorn.Server(uvicorn_config(cfg, workload))
         serving = asyncio.create_task(server.serve())
@@ -84,18 +88,30 @@ def test_websocket_connections_leave_no_reference_cycles(redis: Redis, gc_state:
         gc.disable()  # from here, anything in a cycle stays visible
         try:
             async with aiohttp.ClientSession() as session:
-                sockets = [await join(session, port, "lobby") for _ in range(CLIENTS)]
+                # The first connections start the server's own tasks (python-engineio's service task)
+                sockets = [await join(session, port, "lobby") for _ in range(5)]
+                await asyncio.sleep(0.2)  # the last join's handler task ends
+                tasks = len(asyncio.all_tasks())
+                sockets += [await join(session, port, "lobby") for _ in range(CLIENTS - 5)]
                 assert len(workload.hub.clients) == CLIENTS
+                await asyncio.sleep(0.2)
                 found = leftovers()
+                more_tasks = len(asyncio.all_tasks()) - tasks
                 for ws in sockets:
                     await ws.close()
-            return found
+                for _ in range(100):
+                    if not workload.sio.eio.sockets:
+                        break
+                    await asyncio.sleep(0.05)
+            return found, more_tasks, len(workload.sio.eio.sockets)
         finally:
             gc.enable()
             server.should_exit = True
             await asyncio.wait_for(serving, 30)
 
-    found = asyncio.run(scenario())
+    found, more_tasks, sockets_left = asyncio.run(scenario())
     assert found == {"http protocols": 0, "per-request reader classes": 0}, (
         f"{CLIENTS} connections left objects in reference cycles: {found}"
     )
+    assert more_tasks == 0, f"{CLIENTS - 5} more open connections hold {more_tasks} more tasks"
+    assert sockets_left == 0, f"{sockets_left} Engine.IO sockets left after every client closed"

@@ -230,3 +230,22 @@ def test_translate_request_names_the_client_where_python_engineio_says_127_0_0_1
         assert (ours["REMOTE_ADDR"], theirs["REMOTE_ADDR"]) == ("203.0.113.7", "127.0.0.1")
 
     run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("data", "limit", "size"),
+    [
+        ("a" * 10, 100, 10),  # short: characters count, no encoding needed
+        ("a" * 101, 100, 101),  # more characters than the limit: over it whatever the encoding
+        ("é" * 40, 100, 80),  # 40 characters could be 40-160 bytes: encoded
+        ("€" * 30, 100, 90),
+        ("€" * 40, 100, 120),
+        (b"\x00" * 150, 100, 150),
+        ("é" * 40, None, 40),  # no limit: nothing to compare with
+    ],
+)
+def test_a_message_size_is_its_utf8_bytes_where_the_limit_depends_on_it(data: str | bytes, limit: int | None,
+                                                                         size: int) -> None:  # fmt: skip
+    assert compat._size(data, limit) == size
+    if limit is not None:
+        assert (compat._size(data, limit) > limit) == (len(data.encode() if isinstance(data, str) else data) > limit)
