@@ -38,18 +38,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal, NamedTuple
 
 from engineio import async_socket, exceptions, payload
 from engineio import packet as eio_packet
+from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http import httptools_impl
-from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets import wsproto_impl
+from wsproto import WSConnection
+from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection
 from wsproto.frame_protocol import FrameProtocol
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError, generate_accept_token
 
 MAX_PACKETS_PER_POLL = payload.Payload.max_decode_packets
 # No extensions: the frame of a packet is the same bytes for every connection.
@@ -189,6 +195,56 @@ class WSProtocol(wsproto_impl.WSProtocol):
         self.writable = LeanEvent()
         if writable:
             self.writable.set()
+        self._request: Upgrade | None = None  # an upgrade checked without h11, until answered
+
+    # --- the handshake ---------------------------------------------------------------------
+    def upgrade(self, request: Upgrade) -> None:
+        """The upgrade request as httptools parsed it (HttpToolsProtocol). wsproto's handshake
+        checks it without h11 parsing it a second time, and a plain accept is written here
+        (``_accept``). A request wsproto refuses, an accept with headers of the app's own, and
+        every refusal by the app go through wsproto and h11 whole (``_replay``)."""
+        event = None
+        if not self.config.ws_per_message_deflate:
+            with contextlib.suppress(RemoteProtocolError):  # answered below, by wsproto
+                event = self.conn.handshake._process_connection_request(request)  # type: ignore[arg-type]
+        if event is None:
+            self.data_received(request.encode())
+            return
+        self._request = request
+        self.handle_connect(event)
+
+    def _replay(self) -> None:
+        """Hand the request to wsproto and h11 as bytes, for an answer other than a plain accept."""
+        request, self._request = self._request, None
+        if request is not None:
+            self.conn.receive_data(request.encode())
+            for _ in self.conn.events():  # the Request, known already
+                pass
+
+    def _accept(self, request: Upgrade, subprotocol: str | None) -> None:
+        """wsproto's 101 for the request, without extensions (deflate is off): h11 would only
+        serialize it. The connection is then framed by wsproto, with no handshake object left."""
+        if self.logger.isEnabledFor(logging.DEBUG):  # the line main.py drops above DEBUG
+            self.logger.info('%s - "WebSocket %s" [accepted]', get_client_addr(self.scope),
+                             get_path_with_query_string(self.scope))  # fmt: skip
+        key = next(value for name, value in request.headers if name == b"sec-websocket-key")
+        out = [_SWITCHING, generate_accept_token(key), b"\r\n"]
+        if subprotocol is not None:
+            if subprotocol not in self.scope["subprotocols"]:
+                raise LocalProtocolError(f"unexpected subprotocol {subprotocol}")
+            out += [b"Sec-WebSocket-Protocol: ", subprotocol.encode("ascii"), b"\r\n"]
+        for name, value in self.default_headers:
+            out += [name, b": ", value, b"\r\n"]
+        out.append(b"\r\n")
+        if not self.transport.is_closing():
+            self.handshake_complete = True
+            self.conn = Connection(ConnectionType.SERVER, [])  # type: ignore[assignment]
+            self.transport.write(b"".join(out))
+            self.start_keepalive()
+
+    def send_500_response(self) -> None:
+        self._replay()
+        super().send_500_response()
 
     def attach(self, sock: AsyncSocket) -> None:
         """From now on each received message goes to ``sock.feed`` as it is parsed, and the end of
@@ -265,9 +321,20 @@ class WSProtocol(wsproto_impl.WSProtocol):
             self.transport.close()
 
     async def send(self, message: Any) -> None:
+        request = self._request
+        if request is not None and not self.handshake_complete:
+            if message["type"] == "websocket.accept" and not message.get("headers"):
+                await self.writable.wait()
+                if self.disconnected:
+                    raise ClientDisconnected()
+                self._request = None
+                self._accept(request, message.get("subprotocol"))
+                return
+            self._replay()
         await super().send(message)
         conn = self.conn
-        if message["type"] == "websocket.accept" and conn.connection is not None and not conn.handshake._events:
+        if (message["type"] == "websocket.accept" and isinstance(conn, WSConnection) and conn.connection is not None
+                and not conn.handshake._events):  # fmt: skip
             conn.handshake = _HANDSHAKEN  # type: ignore[assignment]
 
 
@@ -313,8 +380,38 @@ class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):
     reference cycle per WebSocket connection that only the garbage collector freed."""
 
     def handle_websocket_upgrade(self) -> None:
-        super().handle_websocket_upgrade()
+        protocol_class = self.ws_protocol_class
+        if not (isinstance(protocol_class, type) and issubclass(protocol_class, WSProtocol)):
+            super().handle_websocket_upgrade()
+        else:  # uvicorn's, with the request handed over as parsed instead of as bytes to parse again
+            if self.logger.level <= TRACE_LOG_LEVEL:
+                prefix = "{}:{} - ".format(*self.client) if self.client else ""
+                self.logger.log(TRACE_LOG_LEVEL, "%sUpgrading to WebSocket", prefix)
+            self.connections.discard(self)
+            protocol = protocol_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
+            protocol.connection_made(self.transport)
+            protocol.upgrade(Upgrade(self.scope["method"].encode(), self.url, self.scope["headers"]))
+            self.transport.set_protocol(protocol)
         self.parser = None  # type: ignore[assignment]  # the transport is the WebSocket protocol's now
+
+
+class Upgrade(NamedTuple):
+    """A WebSocket upgrade request as httptools parsed it; what wsproto's handshake reads of h11's."""
+
+    method: bytes
+    target: bytes
+    headers: Iterable[tuple[bytes, bytes]]  # a list
+
+    def encode(self) -> bytes:
+        """The request as uvicorn hands it to wsproto."""
+        out = [self.method, b" ", self.target, b" HTTP/1.1\r\n"]
+        for name, value in self.headers:
+            out += [name, b": ", value, b"\r\n"]
+        out.append(b"\r\n")
+        return b"".join(out)
+
+
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
 
 
 class _DirectQueue(LeanQueue):
