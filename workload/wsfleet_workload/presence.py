@@ -17,6 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from wsfleet_workload.autopipeline import Pipeliner
 from wsfleet_workload.wire import Keys, PresenceFrame
 
 # The join announcement of a member, built in Lua from the member itself (``member()``'s JSON,
@@ -63,7 +64,7 @@ def member(client: str, user: str | None) -> str:
 class Presence:
     def __init__(self, redis: Redis, keys: Keys, ttl: int) -> None:
         self.redis, self.keys, self.ttl = redis, keys, ttl
-        self._join = redis.register_script(_JOIN)
+        self._pipeliner = Pipeliner(redis)  # a storm's joins, many per turn of the event loop
         self._refresh = redis.register_script(_REFRESH)
 
     def _expiry(self) -> int:
@@ -82,7 +83,9 @@ class Presence:
         if session is not None:
             keys.append(session[0])
             args += [session[1], session[2]]
-        return bool(await self._join(keys=keys, args=args))
+        # EVAL, not EVALSHA: a pipeline cannot reload a script Redis lost (a restart); Redis
+        # caches the compiled script by its SHA either way.
+        return bool(await self._pipeliner.execute("EVAL", _JOIN, len(keys), *keys, *args))
 
     async def leave(self, room: str, client: str, user: str | None) -> bool:
         removed = await self.redis.zrem(self.keys.presence(room), member(client, user))
