@@ -9,7 +9,9 @@ import sys
 from typing import Any
 
 import pytest
+from engineio import packet as eio_packet
 from engineio.async_drivers import asgi
+from wsproto.frame_protocol import FrameProtocol
 
 from wsfleet_workload import compat
 from wsfleet_workload.compat import LeanEvent, LeanQueue
@@ -249,3 +251,13 @@ def test_a_message_size_is_its_utf8_bytes_where_the_limit_depends_on_it(data: st
     assert compat._size(data, limit) == size
     if limit is not None:
         assert (compat._size(data, limit) > limit) == (len(data.encode() if isinstance(data, str) else data) > limit)
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 1000, 65535, 65536, 70_000])
+@pytest.mark.parametrize("kind", ["text", "unicode", "binary"])
+def test_a_packets_frame_is_wsprotos_server_frame(size: int, kind: str) -> None:
+    data: str | bytes = {"text": "x" * size, "unicode": "é" * (size // 2), "binary": b"\x01" * size}[kind]
+    pkt = eio_packet.Packet(eio_packet.MESSAGE, data=data)
+    expected = bytes(FrameProtocol(client=False, extensions=[]).send_data(pkt.encode(), fin=True))
+    assert compat.frame(pkt) == expected
+    assert compat.frame(pkt) is compat.frame(pkt), "computed once per packet"
