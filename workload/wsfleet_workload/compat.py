@@ -276,8 +276,8 @@ class WSProtocol(wsproto_impl.WSProtocol):
         else:
             try:
                 self.buffer.extend(event)
-            except wsproto_impl.FrameTooLargeError:
-                self._too_big(self.buffer.length)
+            except wsproto_impl.FrameTooLargeError:  # uvicorn's hard stop (ws_max_size), still arriving
+                self._too_big(f"more than {self.buffer.length}")
                 return
             if not event.message_finished:
                 return
@@ -299,7 +299,7 @@ class WSProtocol(wsproto_impl.WSProtocol):
             self.read_paused = True
             self.transport.pause_reading()
 
-    def _too_big(self, size: int) -> None:
+    def _too_big(self, size: int | str) -> None:
         reason = f"message too big: {size} bytes, limit {self.message_limit}"
         if self.on_too_big is not None:
             self.on_too_big(self.scope, f"{reason}: closing with 1009")
@@ -439,7 +439,7 @@ class _DirectQueue(LeanQueue):
             if item is None:  # the end of the stream: close the WebSocket
                 self.sock._end_websocket()
             elif not self.sock.write(item):
-                # Closing (the reader ends the session), or a client that stopped reading: cut it
+                # Closing (the protocol's lost() ends the session), or a client that stopped reading: cut it
                 # rather than drop one packet silently; it reconnects and recovers from the stream.
                 self.sock.direct.transport.abort()
             return
@@ -617,11 +617,13 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     async def _finish(self, reason: Any) -> None:
         self._end_websocket()
         await self.close(wait=False, abort=True, reason=reason)
-        if self.server.sockets.get(self.sid) is self:  # python-engineio forgets it once the handler returns
+        # python-engineio forgets a socket whose handler returns closed (or, later, in its service task);
+        # an attached socket's handler returned while it was open
+        if self.server.sockets.get(self.sid) is self:
             del self.server.sockets[self.sid]
 
     def _end_websocket(self) -> None:
-        """Send the WebSocket close frame once; the connection's reader then ends the session."""
+        """Send the WebSocket close frame once; the protocol then reports the end (lost), which ends the session."""
         ws, self._ws = self._ws, None
         if ws is not None and self.direct is not None and not self.direct.close_sent:
             _spawn(ws.close())

@@ -163,7 +163,7 @@ class Hub:
         if sock is None or sock.closed:
             return
         if not flush and getattr(sock, "direct", None) is not None:
-            sock.direct.transport.abort()  # drop what it did not read; the reader then ends the session
+            sock.direct.transport.abort()  # drop what it did not read; the protocol then ends the session
         if not flush:
             while not sock.queue.empty():
                 sock.queue.get_nowait()

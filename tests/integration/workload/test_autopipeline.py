@@ -95,3 +95,25 @@ def test_a_cancelled_caller_leaves_the_others_their_replies(redis: RedisServer) 
 
     # the cancelled caller's command was sent all the same (it was queued): n is 3
     assert asyncio.run(scenario()) == [1, 3, "3"]
+
+
+def test_a_cancelled_pipeline_cancels_its_callers(redis: RedisServer) -> None:
+    """The workload stopping cancels its tasks: a pipeline cancelled before it is sent leaves no
+    caller waiting for ever, and the next command starts a batch of its own."""
+
+    async def scenario() -> tuple[list[bool], object]:
+        client = Redis.from_url(redis.url, decode_responses=True)
+        try:
+            pipeliner = Pipeliner(client)
+            replies = [pipeliner.execute("INCR", "n") for _ in range(3)]
+            for task in list(pipeliner._tasks):
+                task.cancel()
+            await asyncio.sleep(0.05)
+            after = await asyncio.wait_for(pipeliner.execute("INCR", "n"), 5)
+            return [reply.cancelled() for reply in replies], after
+        finally:
+            await client.aclose()
+
+    cancelled, after = asyncio.run(scenario())
+    assert cancelled == [True, True, True]
+    assert after == 1, "none of the cancelled batch was sent; the next command was"

@@ -139,6 +139,24 @@ def test_oversized_frame_closes_with_1009(workloads: Callable[..., Workload]) ->
     still_serving(w)
 
 
+def test_an_oversized_fragmented_message_closes_with_1009(workloads: Callable[..., Workload]) -> None:
+    """A message sent in fragments counts whole: three of 40,000 bytes, 100,000 allowed."""
+    w = workloads("a", WSFLEET_MAX_PAYLOAD_BYTES="100000")
+    ws = raw_client(w)
+    body = "42" + json.dumps(["publish", {"room": "x", "data": "y" * 119_970}])
+    parts = [body[i : i + 40_000] for i in range(0, len(body), 40_000)]
+    ws.send_frame(websocket.ABNF.create_frame(parts[0], websocket.ABNF.OPCODE_TEXT, fin=0))
+    for i, part in enumerate(parts[1:], 1):
+        ws.send_frame(websocket.ABNF.create_frame(part, websocket.ABNF.OPCODE_CONT, fin=int(i == len(parts) - 1)))
+    opcode, frame = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert int.from_bytes(frame[:2], "big") == 1009
+    assert frame[2:].decode() == f"message too big: {len(body)} bytes, limit 100000"
+    finish(ws)
+    assert w.metric(c.METRIC_REJECTED, request="frame", reason="payload_too_large") == 1
+    still_serving(w)
+
+
 def test_oversized_polling_posts_get_413_without_being_buffered(workloads: Callable[..., Workload]) -> None:
     w = workloads("a", WSFLEET_MAX_PAYLOAD_BYTES="100000")
     _, _, body = http_call("GET", w.url + c.SOCKETIO_PATH + "?EIO=4&transport=polling")
