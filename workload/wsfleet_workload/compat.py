@@ -43,7 +43,7 @@ import logging
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, NamedTuple
 
 from engineio import async_socket, exceptions, payload
@@ -52,7 +52,6 @@ from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets import wsproto_impl
-from wsproto import WSConnection
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError, generate_accept_token
@@ -174,23 +173,9 @@ class LeanEvent(asyncio.Event):
 _NO_WAITERS: collections.deque[Any] = collections.deque(maxlen=0)  # shared, never appended to
 
 
-class _Handshaken:
-    """Stands in for wsproto's HTTP/1.1 handshake once the connection is open: wsproto keeps the
-    handshake (with h11's state of the upgrade request, about 2 KB) for the connection's life,
-    though after the 101 it only asks it for events, of which there are no more."""
-
-    __slots__ = ()
-
-    def events(self) -> Iterator[Any]:
-        return iter(())
-
-
-_HANDSHAKEN = _Handshaken()
-
-
 class WSProtocol(wsproto_impl.WSProtocol):
-    """uvicorn's wsproto WebSocket protocol with the lean queue and event, without the finished
-    handshake, with the payload limit, and able to hand its messages to an Engine.IO socket as
+    """uvicorn's wsproto WebSocket protocol with the lean queue and event, an accept written
+    without h11 (after which no handshake object is left), with the payload limit, and able to hand its messages to an Engine.IO socket as
     they are parsed (``attach``), after which the connection needs no task at all (given to
     uvicorn as its ``ws`` class by ``ws_protocol``, main.py)."""
 
@@ -290,8 +275,7 @@ class WSProtocol(wsproto_impl.WSProtocol):
             return
         queue = self.queue
         if isinstance(queue, _ToSocket):
-            if queue.sock is not None:
-                queue.sock.feed(data)
+            queue.feed(data)
             return
         queue.put_nowait({"type": "websocket.receive", "text": data} if isinstance(data, str) else
                          {"type": "websocket.receive", "bytes": data})  # fmt: skip
@@ -343,10 +327,6 @@ class WSProtocol(wsproto_impl.WSProtocol):
                 return
             self._replay()
         await super().send(message)
-        conn = self.conn
-        if (message["type"] == "websocket.accept" and isinstance(conn, WSConnection) and conn.connection is not None
-                and not conn.handshake._events):  # fmt: skip
-            conn.handshake = _HANDSHAKEN  # type: ignore[assignment]
 
 
 def _size(data: str | bytes, limit: int | None) -> int:
@@ -368,15 +348,16 @@ class _ToSocket:
     def empty(self) -> bool:
         return True
 
+    def feed(self, data: str | bytes) -> None:
+        if self.sock is not None:
+            self.sock.feed(data)
+
     def put_nowait(self, message: dict[str, Any]) -> None:
-        sock = self.sock
-        if sock is None:
-            return
         if message["type"] == "websocket.receive":
             text = message.get("text")
-            sock.feed(text if text is not None else message["bytes"])
-        else:  # websocket.disconnect: once, and the socket is let go of (it holds the protocol)
-            self.sock = None
+            self.feed(text if text is not None else message["bytes"])
+        elif self.sock is not None:  # websocket.disconnect: once; the socket (it holds the protocol) let go of
+            sock, self.sock = self.sock, None
             sock.lost()
 
 
