@@ -429,6 +429,14 @@ class Presence(_Spec):
             "at most: a reconnect storm costs each member a few events, not one per client."
         ),
     )  # fmt: skip
+    diff_max_members: int = Field(
+        default=100, ge=1, le=10_000,
+        description=(
+            "A presence_diff lists at most this many changes; one with more carries their counts instead "
+            "(joined, left, truncated: true), and a client keeping a member list asks for it again. "
+            "A reconnect storm in a room of N would otherwise send each member every join: N squared bytes."
+        ),
+    )  # fmt: skip
 
 
 # An IPv4 or IPv6 CIDR ("10.0.0.0/8", "fd00::/8").

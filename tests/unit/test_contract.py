@@ -21,6 +21,7 @@ SPEC: dict[str, Any] = {
                      "audience": "chat"}},
     "heartbeat": {"interval": "20s", "timeout": "15s"},
     "limits": {"handshakesPerSecond": 150, "trustedProxies": ["10.0.0.0/8"]},
+    "presence": {"diffIntervalMs": 400, "diffMaxMembers": 30},
 }  # fmt: skip
 SECRETS = {("api", "key"): "publish-key", ("jwt", "hs256"): "s" * 40, ("wsfleet-redis", "url"): "redis://r:6379/0"}
 
@@ -65,6 +66,7 @@ def test_the_workload_accepts_what_the_operator_renders() -> None:
     assert cfg.publish_api_key == "publish-key"
     assert cfg.key_prefix == f"wsfleet:{wss.metadata.namespace}/{wss.metadata.name}"
     assert cfg.port == wss.spec.port
+    assert (cfg.presence_diff_ms, cfg.presence_diff_max_members) == (400, 30)
 
 
 def test_the_vendored_js_client_is_the_official_one() -> None:

@@ -115,6 +115,9 @@ class Config:
     # Membership changes of a room go out as one presence_diff per member every 250 ms at most: a
     # reconnect storm of N clients costs each member a few events, not N (N joins to N members).
     presence_diff_ms: int = 250
+    # ... listing at most 100 changes (about 6 KB); a storm's diff carries counts instead: N joins
+    # listed to N members were N squared bytes (1.5 GB for 5000 clients rejoining one room).
+    presence_diff_max_members: int = 100
     cors_allow_origins: tuple[str, ...] = ()
     max_payload_bytes: int = 1_000_000
     # A storm guard, not a throughput cap: 200 handshakes/s lets a pod take 6000 clients in 30 s.
@@ -173,6 +176,7 @@ class Config:
             presence_enabled=r.bool(c.ENV_PRESENCE_ENABLED, d.presence_enabled),
             presence_ttl=r.int(c.ENV_PRESENCE_TTL, d.presence_ttl, 3, 86400),
             presence_diff_ms=r.int(c.ENV_PRESENCE_DIFF_MS, d.presence_diff_ms, 10, 60_000),
+            presence_diff_max_members=r.int(c.ENV_PRESENCE_DIFF_MAX_MEMBERS, d.presence_diff_max_members, 1, 10_000),
             cors_allow_origins=tuple(r.csv(c.ENV_CORS_ALLOW_ORIGINS, d.cors_allow_origins)),
             max_payload_bytes=r.int(c.ENV_MAX_PAYLOAD_BYTES, d.max_payload_bytes, 1024, 100_000_000),
             handshakes_per_second=r.int(c.ENV_HANDSHAKES_PER_SECOND, d.handshakes_per_second, 1, 1_000_000),

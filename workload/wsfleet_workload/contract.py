@@ -49,6 +49,7 @@ ENV_REPLAY_TTL: Final = "WSFLEET_REPLAY_TTL_SECONDS"
 ENV_REPLAY_MAX_MESSAGES: Final = "WSFLEET_REPLAY_MAX_MESSAGES"
 ENV_PRESENCE_ENABLED: Final = "WSFLEET_PRESENCE_ENABLED"
 ENV_PRESENCE_DIFF_MS: Final = "WSFLEET_PRESENCE_DIFF_MS"  # presence changes are sent at most this often per room
+ENV_PRESENCE_DIFF_MAX_MEMBERS: Final = "WSFLEET_PRESENCE_DIFF_MAX_MEMBERS"  # changes listed per diff; above: counts
 ENV_CORS_ALLOW_ORIGINS: Final = "WSFLEET_CORS_ALLOW_ORIGINS"  # comma-separated
 ENV_MAX_PAYLOAD_BYTES: Final = "WSFLEET_MAX_PAYLOAD_BYTES"
 ENV_HANDSHAKES_PER_SECOND: Final = "WSFLEET_HANDSHAKES_PER_SECOND"  # per pod, all clients
@@ -100,7 +101,9 @@ METRIC_LISTENER_UP: Final = "wsfleet_redis_listener_up"  # gauge
 EVENT_SESSION: Final = "session"  # {session, pod, recovered, rooms: {room: {recovered, epoch, offset}}}
 EVENT_MESSAGE: Final = "message"  # {room, epoch, offset, data}
 # {room, joins: [{client, user}], leaves: [{client, user}]}: the room's membership changes of one
-# interval (WSFLEET_PRESENCE_DIFF_MS), one event per member per interval whatever the churn
+# interval (WSFLEET_PRESENCE_DIFF_MS), one event per member per interval whatever the churn; with
+# more changes than WSFLEET_PRESENCE_DIFF_MAX_MEMBERS: {room, joins: [], leaves: [], joined: int,
+# left: int, truncated: true} (a client keeping a member list calls presence again)
 EVENT_PRESENCE_DIFF: Final = "presence_diff"
 EVENT_GAP: Final = "gap"  # {room, epoch, offset, reason}: history could not be filled; resync
 EVENT_SHUTDOWN: Final = "server_shutdown"  # {reconnectAfterMs, pod}

@@ -243,10 +243,16 @@ class Hub:
         diff, room.diff, room.diff_timer = room.diff, {}, None
         if not diff:
             return
-        changes: dict[str, list[dict[str, str | None]]] = {"join": [], "leave": []}
-        for (client, user), action in diff.items():
-            changes[action].append({"client": client, "user": user})
-        body = {"room": room.name, "joins": changes["join"], "leaves": changes["leave"]}
+        body: dict[str, Any]
+        if len(diff) > self.cfg.presence_diff_max_members:  # counts: a storm's diff to every member is N² bytes
+            joined = sum(action == "join" for action in diff.values())
+            body = {"room": room.name, "joins": [], "leaves": [], "joined": joined, "left": len(diff) - joined,
+                    "truncated": True}  # fmt: skip
+        else:
+            changes: dict[str, list[dict[str, str | None]]] = {"join": [], "leave": []}
+            for (client, user), action in diff.items():
+                changes[action].append({"client": client, "user": user})
+            body = {"room": room.name, "joins": changes["join"], "leaves": changes["leave"]}
         self.broadcast(room, packet(c.EVENT_PRESENCE_DIFF, body))
 
     async def _apply(self, room: Room, frame: MessageFrame) -> None:

@@ -24,6 +24,7 @@ def data(ctx: Context) -> dict[str, str]:
         c.ENV_REPLAY_MAX_MESSAGES: str(spec.replay.max_messages),
         c.ENV_PRESENCE_ENABLED: "true" if spec.presence.enabled else "false",
         c.ENV_PRESENCE_DIFF_MS: str(spec.presence.diff_interval_ms),
+        c.ENV_PRESENCE_DIFF_MAX_MEMBERS: str(spec.presence.diff_max_members),
         c.ENV_CORS_ALLOW_ORIGINS: ",".join(spec.load_balancer.cors.allow_origins),
         c.ENV_MAX_PAYLOAD_BYTES: str(spec.max_payload_bytes),
         # several fleets may share one Redis: keys and channels are per resource

@@ -140,6 +140,45 @@ def test_a_join_storm_reaches_members_as_a_few_presence_diffs(
     asyncio.run(scenario())
 
 
+def test_a_diff_with_more_changes_than_its_limit_carries_their_counts(
+    workloads: Callable[..., Workload], tmp_path: Path
+) -> None:
+    """Above presence.diffMaxMembers changes in one interval, members get the counts, not the
+    list (a storm's list to every member is N² bytes); the next small diff lists again."""
+    env = {c.ENV_PRESENCE_DIFF_MS: "1000", c.ENV_PRESENCE_DIFF_MAX_MEMBERS: "5"}
+    a, b = workloads("a", **env), workloads("b", **env)
+
+    async def scenario() -> None:
+        watcher = PyClient(a.url, ["lobby"])
+        await watcher.connect()
+        await asyncio.sleep(1.2)  # the watcher's own join has gone out
+        watcher.presence_diffs.clear()
+        storm = JsFleet(tmp_path, b.url, clients=12, rooms=["lobby"])
+        try:
+            await asyncio.to_thread(storm.wait_ready)
+            await _until(lambda: sum(d.get("joined", 0) for d in watcher.presence_diffs) >= 12, "12 counted joins")
+            await asyncio.sleep(1.5)  # any diff still due
+            counted = [d for d in watcher.presence_diffs if d.get("truncated")]
+            assert counted, watcher.presence_diffs
+            for d in counted:
+                assert d["joins"] == d["leaves"] == [], d
+                assert d["left"] == 0, d
+                assert d["joined"] > 5, d
+            listed = sum(len(d["joins"]) for d in watcher.presence_diffs)
+            assert sum(d["joined"] for d in counted) + listed == 12, watcher.presence_diffs
+            watcher.presence_diffs.clear()
+            late = PyClient(b.url, ["lobby"])
+            await late.connect()
+            await _until(lambda: late.session in {p["client"] for p in watcher.presence}, "the late join listed")
+            assert not [d for d in watcher.presence_diffs if d.get("truncated")], watcher.presence_diffs
+            await late.close()
+        finally:
+            storm.stop()
+        await watcher.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_crashed_pods_members_expire_and_leave_is_announced(workloads: Callable[..., Workload]) -> None:
     a, b = workloads("a"), workloads("b")  # presence TTL 3 s in these tests
 
