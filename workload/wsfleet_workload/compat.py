@@ -53,7 +53,7 @@ from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets import wsproto_impl
 from wsproto.connection import Connection, ConnectionType
-from wsproto.events import CloseConnection
+from wsproto.events import CloseConnection, Ping, Pong
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError, generate_accept_token
 
 MAX_PACKETS_PER_POLL = payload.Payload.max_decode_packets
@@ -192,6 +192,9 @@ class WSProtocol(wsproto_impl.WSProtocol):
         if writable:
             self.writable.set()
         self._request: Upgrade | None = None  # an upgrade checked without h11, until answered
+        self._fresh = False  # a connection framed by wsproto that has been fed nothing yet
+        self._fast: _ToSocket | None = None  # attached, and receiving without wsproto (_frames)
+        self._rest = b""  # the start of a frame whose end has not arrived (_frames)
 
     # --- the handshake ---------------------------------------------------------------------
     def upgrade(self, request: Upgrade) -> None:
@@ -235,6 +238,7 @@ class WSProtocol(wsproto_impl.WSProtocol):
         if not self.transport.is_closing():
             self.handshake_complete = True
             self.conn = Connection(ConnectionType.SERVER, [])  # type: ignore[assignment]
+            self._fresh = True
             self.transport.write(b"".join(out))
             self.start_keepalive()
 
@@ -248,11 +252,83 @@ class WSProtocol(wsproto_impl.WSProtocol):
         reads. What arrived before goes first, in order. The ASGI task may then end (run_asgi)."""
         pending, to_socket = self.queue, _ToSocket(sock)
         self.queue = to_socket
+        if self._fresh:  # wsproto holds no part of the stream: frames are read here from now on
+            self._fast = to_socket
         while isinstance(pending, LeanQueue) and not pending.empty() and to_socket.sock is not None:
             to_socket.put_nowait(pending.get_nowait())
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
+
+    # --- receiving -------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self._fast is None:
+            self._fresh = False
+            super().data_received(data)
+            return
+        if self._rest:
+            data, self._rest = self._rest + data, b""
+        rest = self._frames(data, self._fast)
+        if rest is not None:  # a frame for wsproto: it reads the stream from there on
+            self._fast, self._fresh = None, False
+            super().data_received(rest)
+
+    def _frames(self, data: bytes, to_socket: _ToSocket) -> bytes | None:
+        """Client frames as clients send them: final, masked, text, binary, PING or PONG, the
+        length in its shortest form. Each message goes to the socket as it is read (a frame cut
+        by TCP waits for its end in ``_rest``). At the first frame of any other kind (a
+        fragment, a CLOSE, reserved bits, an unmasked frame, text that is not UTF-8, ...) the
+        rest of the stream is returned for wsproto, which answers it as RFC 6455 says (so is a
+        message of more than 64 KiB still arriving: wsproto buffers it without copying). wsproto's
+        general parser took about 8 us per message; this takes well under one."""
+        end, i = len(data), 0
+        while i < end:
+            if self.close_sent:  # the closing handshake is wsproto's
+                return data[i:]
+            if end - i < 2:
+                break
+            b0, b1 = data[i], data[i + 1]
+            opcode, size, head = b0 & 0x0F, b1 & 0x7F, i + 2
+            if b0 & 0xF0 != 0x80 or not b1 & 0x80 or opcode not in _FAST_OPCODES:
+                return data[i:]
+            if size == 126:
+                if end - head < 2:
+                    break
+                size, head = int.from_bytes(data[head : head + 2], "big"), head + 2
+                if size < 126:
+                    return data[i:]  # not the shortest form
+            elif size == 127:
+                if end - head < 8:
+                    break
+                size, head = int.from_bytes(data[head : head + 8], "big"), head + 8
+                if size < 65536 or size >= 1 << 63:
+                    return data[i:]
+            if opcode & 0x08 and size > 125:
+                return data[i:]  # a control frame that long is an error wsproto names
+            if not opcode & 0x08 and self.message_limit is not None and size > self.message_limit:
+                self._too_big(size)  # refused on its header, before its payload arrives
+                return None
+            start = head + 4
+            if end - start < size:
+                if size > 65536:
+                    return data[i:]  # a large message arriving piece by piece: wsproto's buffer
+                break
+            payload = _unmask(data[head:start], data[start : start + size])
+            if opcode == 1:
+                try:
+                    text = payload.decode()
+                except UnicodeDecodeError:
+                    return data[i:]  # wsproto closes with 1007
+                to_socket.feed(text)
+            elif opcode == 2:
+                to_socket.feed(payload)
+            elif opcode == 9:
+                self.handle_ping(Ping(payload=payload))
+            else:
+                self.handle_pong(Pong(payload=payload))
+            i = start + size
+        self._rest = data[i:]
+        return None
 
     def handle_message(self, event: Any) -> None:
         if event.message_finished and self.buffer.value is None:  # a message in one frame
@@ -327,6 +403,19 @@ class WSProtocol(wsproto_impl.WSProtocol):
                 return
             self._replay()
         await super().send(message)
+
+
+_FAST_OPCODES = frozenset((0x1, 0x2, 0x9, 0xA))  # text, binary, ping, pong
+
+
+def _unmask(mask: bytes, payload: bytes) -> bytes:
+    """RFC 6455 section 5.3: the payload XORed with the 4-byte mask, repeated (as wsproto does it,
+    on the whole payload as one integer)."""
+    size = len(payload)
+    if not size:
+        return b""
+    key = int.from_bytes((mask * (size // 4 + 1))[:size], "little")
+    return (int.from_bytes(payload, "little") ^ key).to_bytes(size, "little")
 
 
 def _size(data: str | bytes, limit: int | None) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from engineio import packet as eio_packet
 from engineio.async_drivers import asgi
-from wsproto.frame_protocol import FrameProtocol
+from wsproto.frame_protocol import FrameProtocol, XorMaskerSimple
 
 from wsfleet_workload import compat
 from wsfleet_workload.compat import LeanEvent, LeanQueue
@@ -261,3 +261,9 @@ def test_a_packets_frame_is_wsprotos_server_frame(size: int, kind: str) -> None:
     expected = bytes(FrameProtocol(client=False, extensions=[]).send_data(pkt.encode(), fin=True))
     assert compat.frame(pkt) == expected
     assert compat.frame(pkt) is compat.frame(pkt), "computed once per packet"
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 126, 65536, 70_001])
+def test_unmasking_is_wsprotos(size: int) -> None:
+    mask, payload = b"\x9a\x01\xff\x37", bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    assert compat._unmask(mask, payload) == XorMaskerSimple(mask).process(payload)
