@@ -58,7 +58,10 @@ REFRESH_CHUNK = 500
 
 
 def member(client: str, user: str | None) -> str:
-    return json.dumps({"client": client, "user": user}, separators=(",", ":"), sort_keys=True)
+    return _member({"client": client, "user": user})
+
+
+_member = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode  # made once, not per call
 
 
 class Presence:
