@@ -71,13 +71,18 @@ class Pipeliner:
             self._waiting.append(reply)
         conn._writer.writelines(out)  # type: ignore[union-attr]  # redis-py's StreamWriter; _usable checked it
         if self._reader is None and self._waiting:
-            self._reader = asyncio.get_running_loop().create_task(self._read(conn, self._waiting))
+            self._reader = asyncio.get_running_loop().create_task(self._read(conn))
 
     async def _connect(self) -> None:
-        # The replies still awaited on the old connection are its reader's to fail; this
-        # connection's are read by a reader of their own.
-        self._waiting, self._reader = collections.deque(), None
         try:
+            old = self._reader
+            if old is not None:  # replies still awaited on the closed connection: its reader fails them
+                await asyncio.wait([old], timeout=1)  # first (it sees the close at once), then the
+                if not old.done():  # connection is made again; never both at the same time
+                    _fail(list(self._waiting), RedisConnectionError("Redis closed the connection"))
+                    self._waiting.clear()
+                    old.cancel()
+                    await asyncio.wait([old])
             if self._conn is None:
                 self._conn = await self.redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
             else:
@@ -95,7 +100,8 @@ class Pipeliner:
         self._connecting = None
         self._write()
 
-    async def _read(self, conn: AbstractConnection, waiting: collections.deque[asyncio.Future[Any]]) -> None:
+    async def _read(self, conn: AbstractConnection) -> None:
+        waiting = self._waiting
         # One deadline for the reader, moved on at each reply: redis-py's own (a timeout context
         # per read) cost about a third of a command's CPU here.
         limit, loop = conn.socket_timeout, asyncio.get_running_loop()
@@ -125,8 +131,7 @@ class Pipeliner:
             if not isinstance(e, Exception):
                 raise
         finally:
-            if self._waiting is waiting:  # not replaced by a new connection's
-                self._reader = None
+            self._reader = None
 
 
 def _usable(conn: AbstractConnection) -> bool:

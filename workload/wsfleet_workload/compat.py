@@ -204,6 +204,10 @@ class WSProtocol(wsproto_impl.WSProtocol):
         self.connections.add(self)
         self.transport = transport
         self.server, self.client, self.scheme = server, client, "wss" if scheme == "https" else "ws"
+        if self.logger.level <= TRACE_LOG_LEVEL:
+            self.logger.log(
+                TRACE_LOG_LEVEL, "%sWebSocket connection made", "{}:{} - ".format(*client) if client else ""
+            )
 
     # --- the handshake ---------------------------------------------------------------------
     def upgrade(self, request: Upgrade) -> None:
@@ -296,7 +300,7 @@ class WSProtocol(wsproto_impl.WSProtocol):
         length in its shortest form. Each message goes to the socket as it is read (a frame cut
         by TCP waits for its end in ``_rest``). At the first frame of any other kind (a
         fragment, a CLOSE, reserved bits, an unmasked frame, text that is not UTF-8, ...) the
-        rest of the stream is returned for wsproto, which answers it as RFC 6455 says (so is a
+        rest of the stream is returned for wsproto, which handles it as it always did (so is a
         message of more than 64 KiB still arriving: wsproto buffers it without copying). wsproto's
         general parser took about 8 us per message; this takes well under one."""
         end, i = len(data), 0
@@ -336,7 +340,7 @@ class WSProtocol(wsproto_impl.WSProtocol):
                 try:
                     text = payload.decode()
                 except UnicodeDecodeError:
-                    return data[i:]  # wsproto closes with 1007
+                    return data[i:]  # wsproto's error: uvicorn ends the connection
                 to_socket.feed(text)
             elif opcode == 2:
                 to_socket.feed(payload)

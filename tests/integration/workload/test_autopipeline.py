@@ -111,6 +111,30 @@ def test_a_connection_closed_while_idle_is_replaced_before_the_next_command(redi
     assert second != first, "on a new connection"
 
 
+def test_a_connection_closed_while_replies_are_awaited_fails_them_and_the_next_command_goes(
+    redis: RedisServer,
+) -> None:
+    async def scenario() -> tuple[object, object, object]:
+        client = Redis.from_url(redis.url, decode_responses=True, socket_timeout=5)
+        try:
+            pipeliner = Pipeliner(client)
+            first = await pipeliner.execute("CLIENT", "ID")
+            blocked = pipeliner.execute("BLPOP", "nothing", 5)
+            await asyncio.sleep(0.1)
+            await client.execute_command("CLIENT", "KILL", "ID", first)
+            # at once, before or after the reader has seen the close: never on the dead connection
+            second = await asyncio.wait_for(pipeliner.execute("CLIENT", "ID"), 3)
+            error = await asyncio.gather(blocked, return_exceptions=True)
+            return first, second, error[0]
+        finally:
+            await client.aclose()
+
+    first, second, error = asyncio.run(scenario())
+    assert isinstance(error, (RedisConnectionError, OSError)), error
+    assert isinstance(second, int)
+    assert second != first
+
+
 def test_a_reply_that_does_not_come_fails_its_callers_after_the_socket_timeout(redis: RedisServer) -> None:
     async def scenario() -> tuple[object, float, object]:
         client = Redis.from_url(redis.url, decode_responses=True, socket_timeout=0.5)
