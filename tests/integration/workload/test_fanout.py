@@ -104,6 +104,16 @@ def test_presence_across_pods_with_join_and_leave_events(workloads: Callable[...
     asyncio.run(scenario())
 
 
+async def _watching(url: str, room: str) -> PyClient:
+    """A member of the room whose own join has gone out (diff intervals of 1 s): it records only
+    what comes after."""
+    watcher = PyClient(url, [room])
+    await watcher.connect()
+    await asyncio.sleep(1.2)
+    watcher.presence_diffs.clear()
+    return watcher
+
+
 def test_a_join_storm_reaches_members_as_a_few_presence_diffs(
     workloads: Callable[..., Workload], tmp_path: Path
 ) -> None:
@@ -113,10 +123,7 @@ def test_a_join_storm_reaches_members_as_a_few_presence_diffs(
     b = workloads("b", **{c.ENV_PRESENCE_DIFF_MS: "1000"})
 
     async def scenario() -> None:
-        watcher = PyClient(a.url, ["lobby"])
-        await watcher.connect()
-        await asyncio.sleep(1.2)  # the watcher's own join has gone out
-        watcher.presence_diffs.clear()
+        watcher = await _watching(a.url, "lobby")
         storm = JsFleet(tmp_path, b.url, clients=40, rooms=["lobby"])
         try:
             await asyncio.to_thread(storm.wait_ready)
@@ -149,10 +156,7 @@ def test_a_diff_with_more_changes_than_its_limit_carries_their_counts(
     a, b = workloads("a", **env), workloads("b", **env)
 
     async def scenario() -> None:
-        watcher = PyClient(a.url, ["lobby"])
-        await watcher.connect()
-        await asyncio.sleep(1.2)  # the watcher's own join has gone out
-        watcher.presence_diffs.clear()
+        watcher = await _watching(a.url, "lobby")
         storm = JsFleet(tmp_path, b.url, clients=12, rooms=["lobby"])
         try:
             await asyncio.to_thread(storm.wait_ready)
