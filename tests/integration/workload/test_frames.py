@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import websocket
 
-from tests.integration.workload.test_bad_input import finish, raw_client, still_serving
+from tests.integration.workload.test_bad_input import close_frame, finish, raw_client, still_serving
 from tests.support.processes import Workload
 
 
@@ -42,21 +42,13 @@ def acks(ws: websocket.WebSocket, count: int) -> list[tuple[int, dict[str, objec
     return out
 
 
-def close_code(ws: websocket.WebSocket) -> tuple[int, str]:
-    while True:
-        opcode, data = ws.recv_data(control_frame=True)
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            return int.from_bytes(data[:2], "big"), data[2:].decode()
-
-
 def closed_by_server(ws: websocket.WebSocket) -> bool:
     """wsproto ends the connection on a frame it cannot parse (uvicorn closes it, no CLOSE frame)."""
     try:
         while True:
-            opcode, _ = ws.recv_data(control_frame=True)
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
+            if ws.recv_frame().opcode == websocket.ABNF.OPCODE_CLOSE:
                 return True
-    except websocket.WebSocketConnectionClosedException:
+    except (websocket.WebSocketConnectionClosedException, ConnectionResetError):
         return True
 
 
@@ -176,7 +168,7 @@ def test_a_message_above_the_limit_is_refused_on_its_header(workloads: Callable[
     try:
         header = bytes((0x81, 0x80 | 127)) + (200_000).to_bytes(8, "big") + b"mask"
         ws.sock.sendall(header)
-        assert close_code(ws) == (1009, "message too big: 200000 bytes, limit 100000")
+        assert close_frame(ws) == (1009, "message too big: 200000 bytes, limit 100000")
     finally:
         finish(ws)
     still_serving(w)
