@@ -43,7 +43,7 @@ import logging
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, NamedTuple
 
 from engineio import async_socket, exceptions, payload
@@ -188,7 +188,6 @@ class WSProtocol(wsproto_impl.WSProtocol):
     _fresh = False  # a connection framed by wsproto that has been fed nothing yet
     _fast: _ToSocket | None = None  # attached, and receiving without wsproto (_frames)
     _rest = b""  # the start of a frame whose end has not arrived (_frames)
-    _head: bytes | None = None  # the 101, written with the first frame when it follows in the same step
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -253,16 +252,10 @@ class WSProtocol(wsproto_impl.WSProtocol):
             self.handshake_complete = True
             self.conn = Connection(ConnectionType.SERVER, [])  # type: ignore[assignment]
             self._fresh = True
-            # The Engine.IO OPEN packet follows in this same step: one write, one segment, for both.
-            self._head = b"".join(out)
-            asyncio.get_running_loop().call_soon(self.flush_head)
+            # uvloop writes what a loop turn wrote to a stream together: this 101 and the
+            # Engine.IO OPEN packet that follows in the same step leave in one segment.
+            self.transport.write(b"".join(out))
             self.start_keepalive()
-
-    def flush_head(self) -> None:
-        """Write the 101 if nothing has taken it along yet (before anything else is written)."""
-        head, self._head = self._head, None
-        if head is not None and not self.transport.is_closing():
-            self.transport.write(head)
 
     def send_500_response(self) -> None:
         self._replay()
@@ -421,8 +414,6 @@ class WSProtocol(wsproto_impl.WSProtocol):
             self.transport.close()
 
     async def send(self, message: Any) -> None:
-        if self._head is not None:
-            self.flush_head()
         request = self._request
         if request is not None and not self.handshake_complete:
             if message["type"] == "websocket.accept" and not message.get("headers"):
@@ -564,6 +555,7 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         self._ws: Any = None  # python-engineio's ASGI WebSocket wrapper, while direct
         self._timer: asyncio.TimerHandle | None = None  # the next PING, or the PONG deadline
         self._inbox: list[eio_packet.Packet | None] | None = None  # received, being handled (attached)
+        self._corked: list[bytes] | None = None  # frames held for one write (corked)
 
     def buffered(self) -> int:
         """Bytes written but not yet sent to the client (direct), else packets queued."""
@@ -577,12 +569,33 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             return False
         if proto.transport.get_write_buffer_size() > self.max_buffer:
             return False
-        if proto._head is None:
+        if self._corked is not None:
+            self._corked.append(frame(pkt))
+        else:
             proto.transport.write(frame(pkt))
-        else:  # the 101 not written yet: both in one write
-            head, proto._head = proto._head, None
-            proto.transport.write(head + frame(pkt))
         return True
+
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Frames written meanwhile leave together, in one write, at the end (or at the close).
+        uvloop already joins what one loop turn writes to a stream; this holds frames across the
+        awaits in between, as when a client comes back: Socket.IO's CONNECT answer, then (after
+        Redis has given its session and what it missed) the session event and the replayed
+        messages. One system call and one TCP segment, not one per await."""
+        if self.direct is None or self._corked is not None:
+            yield  # long-polling (a GET takes what is queued), or corked already
+            return
+        self._corked = []
+        try:
+            yield
+        finally:
+            self._uncork()
+
+    def _uncork(self) -> None:
+        held, self._corked = self._corked, None
+        proto = self.direct
+        if held and proto is not None and not proto.close_sent and not proto.transport.is_closing():
+            proto.transport.write(b"".join(held))
 
     # --- heartbeat: one timer per socket instead of a task ---------------------------------
     def schedule_ping(self) -> None:
@@ -730,6 +743,8 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
 
     def _end_websocket(self) -> None:
         """Send the WebSocket close frame once; the protocol then reports the end (lost), which ends the session."""
+        if self._corked is not None:
+            self._uncork()  # what was written before the close goes first
         ws, self._ws = self._ws, None
         if ws is not None and self.direct is not None and not self.direct.close_sent:
             _spawn(ws.close())

@@ -14,6 +14,7 @@ of recovered rooms follow it, in order, before any live message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from typing import Any
@@ -73,10 +74,13 @@ class AsyncServer(socketio.AsyncServer):  # type: ignore[misc]
         return await super()._handle_eio_connect(eio_sid, environ)
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
-        await super()._handle_connect(eio_sid, namespace, data)
-        sid = self.manager.sid_from_eio_sid(eio_sid, namespace or "/")
-        if sid is not None and self.manager.is_connected(sid, namespace or "/") and self.on_connected:
-            await self.on_connected(sid, eio_sid)
+        sock = self.eio.sockets.get(eio_sid)
+        # The CONNECT answer and the session event (with what is replayed) leave in one write.
+        with sock.corked() if isinstance(sock, compat.AsyncSocket) else contextlib.nullcontext():
+            await super()._handle_connect(eio_sid, namespace, data)
+            sid = self.manager.sid_from_eio_sid(eio_sid, namespace or "/")
+            if sid is not None and self.manager.is_connected(sid, namespace or "/") and self.on_connected:
+                await self.on_connected(sid, eio_sid)
 
 
 def make_sio(cfg: Config) -> AsyncServer:

@@ -12,6 +12,8 @@ import base64
 import hashlib
 import json
 import socket
+import struct
+import time
 from collections.abc import Callable
 
 from tests.support.processes import Workload
@@ -60,6 +62,33 @@ def read_frame(sock: socket.socket, rest: bytes) -> str:
         data += sock.recv(65536)
     assert data[0] == 0x81, f"a final text frame, got first byte {data[0]:#x}"
     return data[start : start + length].decode()
+
+
+def next_frame(sock: socket.socket, data: bytes) -> tuple[str, bytes]:
+    """One unmasked server text frame from the stream (data: what was read before), and what follows it."""
+    while len(data) < 4:
+        data += sock.recv(65536)
+    length, start = data[1] & 0x7F, 2
+    assert length < 127, "frames under 64 KiB only"
+    if length == 126:
+        length, start = int.from_bytes(data[2:4], "big"), 4
+    while len(data) < start + length:
+        data += sock.recv(65536)
+    assert data[0] == 0x81, f"a final text frame, got first byte {data[0]:#x}"
+    return data[start : start + length].decode(), data[start + length :]
+
+
+def masked(text: str) -> bytes:
+    """A client's text frame (RFC 6455: masked), short payloads only."""
+    data, mask = text.encode(), b"\x01\x02\x03\x04"
+    assert len(data) < 126
+    return bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def data_segments_in(sock: socket.socket) -> int:
+    """TCP segments with data this socket has received (Linux tcp_info.tcpi_data_segs_in)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int(struct.unpack_from("I", info, 152)[0])
 
 
 def dechunk(body: bytes) -> bytes:
@@ -123,3 +152,55 @@ def test_an_upgrade_the_gate_refuses_gets_503_with_its_reason(workloads: Callabl
     assert headers["content-type"] == "application/json"
     assert body["reason"] == "rate_limit_ip"
     assert "limit 2/s" in body["error"]
+
+
+def test_each_answer_of_several_packets_leaves_in_one_tcp_segment(workloads: Callable[..., Workload]) -> None:
+    """The 101 with the Engine.IO OPEN packet; Socket.IO's CONNECT answer with the session event;
+    and for a client that comes back, both with what it missed: one write, one segment, each."""
+    w = workloads("a")
+    status, _, rest, sock = upgrade(w)
+    try:
+        assert status == "HTTP/1.1 101 Switching Protocols"
+        opening, rest = next_frame(sock, rest)
+        assert opening.startswith("0{")
+        assert rest == b""
+        assert data_segments_in(sock) == 1, "the 101 and the OPEN packet"
+        sock.sendall(masked("40"))
+        answer, rest = next_frame(sock, b"")
+        event, rest = next_frame(sock, rest)
+        assert answer.startswith("40{")
+        assert rest == b""
+        name, session = json.loads(event[2:])
+        assert name == c.EVENT_SESSION
+        assert data_segments_in(sock) == 2, "the CONNECT answer and the session event"
+        sock.sendall(masked("421" + json.dumps(["join", {"room": "r"}])))
+        text, rest = next_frame(sock, b"")
+        while not text.startswith("431"):  # a presence_diff may come first
+            text, rest = next_frame(sock, rest)
+        position = json.loads(text[3:])[0]
+    finally:
+        sock.close()
+    for seq in range(3):
+        w.publish("r", {"seq": seq})
+    time.sleep(0.3)  # the first connection's end is handled
+    status, _, rest, sock = upgrade(w)
+    try:
+        opening, rest = next_frame(sock, rest)
+        before = data_segments_in(sock)
+        auth = {
+            "session": session["session"],
+            "rooms": {"r": {"epoch": position["epoch"], "offset": position["offset"]}},
+        }
+        sock.sendall(masked("40" + json.dumps(auth, separators=(",", ":"))))
+        frames, rest = [], b""
+        while len(frames) < 5:
+            text, rest = next_frame(sock, rest)
+            frames.append(text)
+        assert frames[0].startswith("40{")
+        name, body = json.loads(frames[1][2:])
+        assert name == c.EVENT_SESSION
+        assert body["recovered"] is True, body
+        assert [json.loads(f[2:])[1]["data"]["seq"] for f in frames[2:]] == [0, 1, 2]
+        assert data_segments_in(sock) - before == 1, "the CONNECT answer, the session event and 3 replayed messages"
+    finally:
+        sock.close()
