@@ -555,24 +555,27 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         self._ws: Any = None  # python-engineio's ASGI WebSocket wrapper, while direct
         self._timer: asyncio.TimerHandle | None = None  # the next PING, or the PONG deadline
         self._inbox: list[eio_packet.Packet | None] | None = None  # received, being handled (attached)
-        self._corked: list[bytes] | None = None  # frames held for one write (corked)
+        self._corked: bytearray | None = None  # frames held for one write (corked)
 
     def buffered(self) -> int:
         """Bytes written but not yet sent to the client (direct), else packets queued."""
         if self.direct is not None:
-            return int(self.direct.transport.get_write_buffer_size())
+            return int(self.direct.transport.get_write_buffer_size()) + len(self._corked or b"")
         return self.queue.qsize()
 
     def write(self, pkt: eio_packet.Packet) -> bool:
         proto = self.direct
         if proto is None or proto.close_sent or proto.transport.is_closing():
             return False
-        if proto.transport.get_write_buffer_size() > self.max_buffer:
-            return False
-        if self._corked is not None:
-            self._corked.append(frame(pkt))
-        else:
+        corked = self._corked
+        if corked is None:
+            if proto.transport.get_write_buffer_size() > self.max_buffer:
+                return False
             proto.transport.write(frame(pkt))
+        else:  # held frames count against the budget as much as unsent ones
+            if proto.transport.get_write_buffer_size() + len(corked) > self.max_buffer:
+                return False
+            corked += frame(pkt)
         return True
 
     @contextlib.contextmanager
@@ -585,7 +588,7 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         if self.direct is None or self._corked is not None:
             yield  # long-polling (a GET takes what is queued), or corked already
             return
-        self._corked = []
+        self._corked = bytearray()
         try:
             yield
         finally:
@@ -595,7 +598,7 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         held, self._corked = self._corked, None
         proto = self.direct
         if held and proto is not None and not proto.close_sent and not proto.transport.is_closing():
-            proto.transport.write(b"".join(held))
+            proto.transport.write(held)
 
     # --- heartbeat: one timer per socket instead of a task ---------------------------------
     def schedule_ping(self) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.support.processes import Redis, Workload
+from tests.support.processes import Redis, Workload, wait_for
 from tests.support.pyclient import PyClient
 from wsfleet_workload import contract as c
 
@@ -149,3 +149,22 @@ def test_a_client_that_joined_an_empty_room_recovers_its_first_messages(workload
     back = asyncio.run(scenario())
     assert back.sessions[-1]["rooms"]["fresh"]["recovered"] is True
     assert back.seqs["fresh"] == [1, 2, 3]
+
+
+def test_what_a_returning_client_missed_counts_against_its_send_budget(workloads: Callable[..., Workload]) -> None:
+    """The replay leaves in one write with the CONNECT answer and the session event, held until
+    Redis has given it; held or not, it is refused past the budget (sendQueueMessages x 4 KB,
+    8 KB here) like anything else unsent, and the client is cut as a slow consumer. It got the
+    messages before the cut, so its next resume asks for fewer."""
+    a, b = workloads("a"), workloads("b", WSFLEET_SEND_QUEUE_MESSAGES="2")
+    blob = "x" * 4000
+
+    def publish() -> None:
+        for seq in range(2, 6):  # 16 KB to replay
+            b.publish("r", {"seq": seq, "blob": blob})
+
+    client = asyncio.run(_away_and_back(a, b, publish))
+    wait_for(lambda: b.metric(c.METRIC_SLOW_CONSUMERS) == 1, 10, "the replay past the budget cut off")
+    assert client.sessions[0]["rooms"]["r"]["missed"] == 4
+    assert client.seqs["r"][:3] == [1, 2, 3], "what fitted the budget arrived, in order"
+    assert client.dups == 0
