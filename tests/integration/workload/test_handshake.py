@@ -16,6 +16,7 @@ import struct
 import time
 from collections.abc import Callable
 
+from tests.integration.workload.test_frames import frame
 from tests.support.processes import Workload
 from wsfleet_workload import contract as c
 
@@ -50,23 +51,10 @@ def upgrade(w: Workload, **headers: str) -> tuple[str, dict[str, str], bytes, so
     return status, answer, rest, sock
 
 
-def read_frame(sock: socket.socket, rest: bytes) -> str:
-    """One unmasked server text frame (short payloads only)."""
-    data = rest
-    while len(data) < 2 or len(data) < 2 + (data[1] & 0x7F if data[1] & 0x7F < 126 else 2):
-        data += sock.recv(65536)
-    length, start = data[1] & 0x7F, 2
-    if length == 126:
-        length, start = int.from_bytes(data[2:4], "big"), 4
-    while len(data) < start + length:
-        data += sock.recv(65536)
-    assert data[0] == 0x81, f"a final text frame, got first byte {data[0]:#x}"
-    return data[start : start + length].decode()
-
-
 def next_frame(sock: socket.socket, data: bytes) -> tuple[str, bytes]:
-    """One unmasked server text frame from the stream (data: what was read before), and what follows it."""
-    while len(data) < 4:
+    """One unmasked server text frame under 64 KiB from the stream (data: what was read of it
+    before), and what follows it."""
+    while len(data) < 2 or (data[1] & 0x7F == 126 and len(data) < 4):
         data += sock.recv(65536)
     length, start = data[1] & 0x7F, 2
     assert length < 127, "frames under 64 KiB only"
@@ -76,13 +64,6 @@ def next_frame(sock: socket.socket, data: bytes) -> tuple[str, bytes]:
         data += sock.recv(65536)
     assert data[0] == 0x81, f"a final text frame, got first byte {data[0]:#x}"
     return data[start : start + length].decode(), data[start + length :]
-
-
-def masked(text: str) -> bytes:
-    """A client's text frame (RFC 6455: masked), short payloads only."""
-    data, mask = text.encode(), b"\x01\x02\x03\x04"
-    assert len(data) < 126
-    return bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
 def data_segments_in(sock: socket.socket) -> int:
@@ -114,7 +95,7 @@ def test_an_accepted_upgrade_is_rfc6455s_101_and_speaks_engine_io(workloads: Cal
         assert "sec-websocket-extensions" not in headers, "deflate is off"
         assert headers["server"] == "uvicorn"
         assert "date" in headers
-        opening = read_frame(sock, rest)
+        opening, _ = next_frame(sock, rest)
         assert opening.startswith("0{"), opening
         assert json.loads(opening[1:])["upgrades"] == []
     finally:
@@ -165,7 +146,7 @@ def test_each_answer_of_several_packets_leaves_in_one_tcp_segment(workloads: Cal
         assert opening.startswith("0{")
         assert rest == b""
         assert data_segments_in(sock) == 1, "the 101 and the OPEN packet"
-        sock.sendall(masked("40"))
+        sock.sendall(frame("40"))
         answer, rest = next_frame(sock, b"")
         event, rest = next_frame(sock, rest)
         assert answer.startswith("40{")
@@ -173,7 +154,7 @@ def test_each_answer_of_several_packets_leaves_in_one_tcp_segment(workloads: Cal
         name, session = json.loads(event[2:])
         assert name == c.EVENT_SESSION
         assert data_segments_in(sock) == 2, "the CONNECT answer and the session event"
-        sock.sendall(masked("421" + json.dumps(["join", {"room": "r"}])))
+        sock.sendall(frame("421" + json.dumps(["join", {"room": "r"}])))
         text, rest = next_frame(sock, b"")
         while not text.startswith("431"):  # a presence_diff may come first
             text, rest = next_frame(sock, rest)
@@ -191,7 +172,7 @@ def test_each_answer_of_several_packets_leaves_in_one_tcp_segment(workloads: Cal
             "session": session["session"],
             "rooms": {"r": {"epoch": position["epoch"], "offset": position["offset"]}},
         }
-        sock.sendall(masked("40" + json.dumps(auth, separators=(",", ":"))))
+        sock.sendall(frame("40" + json.dumps(auth, separators=(",", ":"))))
         frames, rest = [], b""
         while len(frames) < 5:
             text, rest = next_frame(sock, rest)
