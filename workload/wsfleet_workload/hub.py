@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from wsfleet_workload.wire import (
     decode_frame,
     dumps,
     event_packet,
+    loads,
     message_payload,
 )
 
@@ -407,7 +407,7 @@ class Hub:
         raw = await self.replay.redis.get(self.keys.session(session))
         if raw is None:
             return None
-        body = json.loads(raw)
+        body = loads(raw)
         if body.get("user") != user:
             return None  # a session belongs to one user
         return [str(r) for r in body.get("rooms", [])]

@@ -15,10 +15,11 @@ import json
 import time
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from wsfleet_workload.autopipeline import Pipeliner
-from wsfleet_workload.wire import Keys, PresenceFrame
+from wsfleet_workload.wire import Keys, PresenceFrame, loads
 
 # The join announcement of a member, built in Lua from the member itself (``member()``'s JSON,
 # ``{"client":...,"user":...}``): decode_frame reads it as PresenceFrame("join", client, user).
@@ -58,7 +59,16 @@ REFRESH_CHUNK = 500
 
 
 def member(client: str, user: str | None) -> str:
+    """The member's JSON, the same bytes on every pod and version, since ZREM finds it by them:
+    compact, keys sorted, characters outside ASCII and DEL escaped (the standard library's form;
+    orjson writes the same bytes for the rest, and is used for it)."""
+    if _orjson_same(client) and (user is None or _orjson_same(user)):
+        return orjson.dumps({"client": client, "user": user}).decode()
     return _member({"client": client, "user": user})
+
+
+def _orjson_same(text: str) -> bool:
+    return text.isascii() and "\x7f" not in text
 
 
 _member = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode  # made once, not per call
@@ -125,7 +135,7 @@ class Presence:
             expired: list[str] = await self.redis.zrangebyscore(key, "-inf", now)  # type: ignore[assignment]
             for m in expired:
                 if await self.redis.zrem(key, m):  # only one pod wins the removal
-                    body = json.loads(m)
+                    body = loads(m)
                     frame = PresenceFrame("leave", body["client"], body.get("user"))
                     await self.redis.publish(self.keys.channel(room), frame.encode())
                     announced += 1
@@ -137,7 +147,7 @@ class Presence:
         raw: list[str] = await self.redis.zrangebyscore(  # type: ignore[assignment]
             self.keys.presence(room), now, "+inf", start=0, num=limit
         )
-        return [json.loads(m) for m in raw]
+        return [loads(m) for m in raw]
 
     async def count(self, room: str | None = None) -> int:
         key = self.keys.presence(room) if room else self.keys.presence_global()

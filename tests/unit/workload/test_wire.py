@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from engineio import json as eio_json
 from hypothesis import given
 from hypothesis import strategies as st
 from socketio import packet as sio_packet
@@ -19,8 +20,11 @@ from wsfleet_workload.wire import (
     MessageFrame,
     Position,
     PresenceFrame,
+    SocketIOJson,
     decode_frame,
+    dumps,
     event_packet,
+    loads,
     message_payload,
     parse_auth,
 )
@@ -91,3 +95,75 @@ def test_the_join_frame_the_presence_scripts_build_decodes_as_a_join(user: str |
     built = 'P|{"action":"join",' + member("s-1", user)[1:]
     assert presence._LUA_JOIN_FRAME == """'P|{"action":"join",' .. string.sub(%s, 2)"""
     assert decode_frame(built) == PresenceFrame("join", "s-1", user)
+
+
+# --- JSON: orjson where it gives what the standard library gives ---------------------------------
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(-(10**40), 10**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda x: st.lists(x, max_size=4) | st.dictionaries(st.text(), x, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(value=json_values, ascii_only=st.booleans())
+def test_json_is_read_as_python_engineio_reads_it(value: Any, ascii_only: bool) -> None:
+    """Same values and the same types: an integer stays an integer however long (orjson alone
+    reads one beyond 64 bits as a float), 1.0 stays a float."""
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert repr(loads(text)) == repr(eio_json.loads(text))
+    assert repr(loads(text.encode())) == repr(eio_json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["12345678901234567890123", "-9223372036854775809", "18446744073709551616", "[1.5, 1e400, NaN, -Infinity]",
+     '"\\ud800 alone"', '{"a": 1, "a": 2}', "1" * 100],
+)  # fmt: skip
+def test_json_orjson_refuses_or_bends_is_read_by_the_standard_library(text: str) -> None:
+    assert repr(loads(text)) == repr(eio_json.loads(text))
+
+
+@pytest.mark.parametrize("text", ["{bad", "[1,]", "", "1" * 101, '{"a": 1} x'])
+def test_json_errors_are_python_engineio_errors(text: str) -> None:
+    def error(read: Any) -> str:
+        try:
+            read(text)
+        except ValueError as e:
+            return f"{type(e).__module__}.{type(e).__name__}: {e}"
+        raise AssertionError(f"{text!r} was read")
+
+    assert error(loads) == error(eio_json.loads)
+
+
+@given(value=json_values)
+def test_json_written_reads_back_as_the_value(value: Any) -> None:
+    assert repr(json.loads(dumps(value))) == repr(value)
+
+
+def test_json_written_for_what_orjson_refuses_or_writes_differently() -> None:
+    deep: Any = 0
+    for _ in range(300):
+        deep = [deep]
+    assert json.loads(dumps(deep)) == deep  # beyond orjson's 254 levels
+    assert dumps({"n": 2**70, 1: True}) == '{"n":1180591620717411303424,"1":true}'
+    assert dumps([float("nan"), float("inf")]) == "[null,null]"  # JSON.parse refuses NaN
+    assert dumps("é\u2028") == '"é\u2028"'
+    with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
+        dumps({1, 2})
+
+
+def test_socketio_packets_are_compact_and_error_bodies_as_before() -> None:
+    assert SocketIOJson.dumps({"a": [1, "é"]}, separators=(",", ":")) == '{"a":[1,"é"]}'
+    assert SocketIOJson.dumps({"a": [1, "é"]}) == json.dumps({"a": [1, "é"]})
+    assert SocketIOJson.loads('["join",{"room":"r"}]') == ["join", {"room": "r"}]
+
+
+@given(client=st.text(max_size=30), user=st.none() | st.text(max_size=30))
+def test_a_presence_member_is_the_same_bytes_as_before(client: str, user: str | None) -> None:
+    """Pods of two versions during a rollout remove each other's members by their exact bytes."""
+    assert member(client, user) == json.dumps({"client": client, "user": user}, separators=(",", ":"), sort_keys=True)
