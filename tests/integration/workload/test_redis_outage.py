@@ -12,6 +12,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from redis.asyncio import Redis as RedisClient
+
 from tests.support.processes import Redis, Workload, http, wait_for
 from tests.support.pyclient import PyClient
 from tests.support.secrets import API_KEY
@@ -75,3 +77,41 @@ def test_redis_restart_is_reported_and_recovered(workloads: Callable[..., Worklo
 
     figures = asyncio.run(scenario())
     assert figures["back_after_restart"] < 10
+
+
+def test_a_subscription_gone_silent_is_noticed_by_its_heartbeat_and_replaced(
+    workloads: Callable[..., Workload], redis: Redis
+) -> None:
+    """Redis stops answering with every connection left open (CLIENT PAUSE): no error reaches the
+    listener, only the absence of its own heartbeat. Within three periods (6 s) it counts the
+    subscription as dead and starts over, and when Redis answers again it is back and fan-out
+    resumes without a restart."""
+    a, b = workloads("a"), workloads("b")
+
+    async def scenario() -> None:
+        on_a = PyClient(a.url, ["r"])
+        await on_a.connect()
+        b.publish("r", {"seq": 1})
+        await asyncio.to_thread(wait_for, lambda: on_a.seqs["r"] == [1], 5, "the first message")
+        pause_ms = 9000
+        async with RedisClient.from_url(redis.url) as admin:
+            await admin.execute_command("CLIENT", "PAUSE", pause_ms, "ALL")
+        paused = time.monotonic()
+        seen: dict[str, object] = {}
+
+        def started_over() -> bool:
+            seen.update(a.get(c.READY_PATH)[1]["listener"])
+            return int(seen["outages"]) >= 1  # type: ignore[call-overload]
+
+        await asyncio.to_thread(wait_for, started_over, 10, "the listener starting over")
+        noticed = time.monotonic() - paused
+        assert "no heartbeat back through the subscription" in str(seen["error"]), seen
+        assert noticed < pause_ms / 1000, "noticed while Redis was still silent"
+        await asyncio.to_thread(wait_for, lambda: a.get(c.READY_PATH)[0] == 200, 20, "readiness back")
+        await asyncio.to_thread(wait_for, lambda: b.get(c.READY_PATH)[0] == 200, 20, "readiness back on b")
+        b.publish("r", {"seq": 2})
+        await asyncio.to_thread(wait_for, lambda: on_a.seqs["r"][-1:] == [2], 5, "fan-out after the silence")
+        assert on_a.seqs["r"] == [1, 2]
+        await on_a.close()
+
+    asyncio.run(scenario())
