@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hmac
 import json
 import logging
@@ -32,6 +31,7 @@ from redis.exceptions import RedisError
 from wsfleet_workload import contract as c
 from wsfleet_workload import redisconn
 from wsfleet_workload.auth import HandshakeLimiter
+from wsfleet_workload.collector import Collector
 from wsfleet_workload.compat import client_ip
 from wsfleet_workload.config import Config
 from wsfleet_workload.drain import Drain
@@ -92,6 +92,7 @@ class Workload:
         self.health = Health(cfg.pod_name, self.redis, self.listener, self.drain, self.hub)
         self.limiter = HandshakeLimiter(cfg.handshakes_per_second, cfg.handshakes_per_second_per_ip)
         self.sio_app = socketio.ASGIApp(self.sio, socketio_path=c.SOCKETIO_PATH.strip("/"))
+        self.collector = Collector(lambda: len(self.hub.clients))
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics_server: Any = None
 
@@ -111,7 +112,7 @@ class Workload:
         ]
         if self.cfg.metrics_port:
             self._metrics_server, _ = start_http_server(self.cfg.metrics_port, self.cfg.host, self.metrics.registry)
-        tune_gc()
+        self.collector.start()
         self.health.steps["serving"] = True
         log.info(
             "workload %s serving on :%d (metrics :%d), transports %s, heartbeat %ds+%ds, drain %ds",
@@ -125,6 +126,7 @@ class Workload:
         )
 
     async def stop(self) -> None:
+        self.collector.stop()
         await self.hub.stop()
         for task in self._tasks:
             task.cancel()
@@ -364,25 +366,6 @@ async def _json(send: Send, status: int, body: dict[str, Any], retry_after: int 
         headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
-
-
-# Young collections as Python's default; a full collection after 1000 of the middle generation's
-# instead of 10 (and only once the long-lived heap grew by a quarter, as always).
-GC_THRESHOLDS = (700, 10, 1000)
-
-
-def tune_gc() -> None:
-    """The garbage collector, for a process holding thousands of long-lived connections.
-
-    A connection holds about a hundred objects and creates no reference cycle (compat.py removed
-    the two per connection that python-engineio and uvicorn made), so reference counting frees
-    what a connection leaves. Python's default still ran a full collection, a walk over every
-    object of every connection, each time the heap grew by a quarter: at 5000 clients connecting
-    at once that was a third of the process's time, and the broadcast p99 doubled while one ran.
-    So: what start-up allocated is frozen out of every collection, and full collections are 100
-    times rarer. bench/workload_bench.py measures the effect (docs/benchmarks.md)."""
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def _refuse(scope: Scope, send: Send, status: int, body: dict[str, Any], retry_after: int) -> None:

@@ -6,10 +6,11 @@ metrics port serves it, never on the public port.
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram
 
 from wsfleet_workload import contract as c
 from wsfleet_workload.logs import EVENT_REFUSED
@@ -73,6 +74,12 @@ class Metrics:
         )
         self.draining = Gauge(c.METRIC_DRAINING, "1 while this pod drains.", registry=r)
         self.listener_up = Gauge(c.METRIC_LISTENER_UP, "1 while the Redis fan-out listener is subscribed.", registry=r)
+        # The garbage collector: python_gc_collections_total{generation} and what they found, and
+        # the objects frozen out of every collection (start-up and bursts of connections, collector.py)
+        GCCollector(registry=r)
+        Gauge(
+            c.METRIC_GC_FROZEN, "Objects frozen out of every garbage collection (gc.get_freeze_count).", registry=r
+        ).set_function(gc.get_freeze_count)
 
 
 def refused(

@@ -5,7 +5,7 @@ real redis-server), so the collector's view of it can be read. With the garbage 
 an object in a reference cycle stays alive until a collection; python-engineio (a class defined
 per request for the body reader) and uvicorn (the HTTP protocol that hands over to WebSocket,
 held in a cycle with its parser) each left one such cycle per connection, which is what made
-full collections expensive with thousands of connections (app.tune_gc, compat.py).
+full collections expensive with thousands of connections (collector.py, compat.py).
 
 An open connection also holds no task: once the Engine.IO socket is established, the WebSocket
 protocol hands it each message as it is parsed (compat.WSProtocol.attach), and the ASGI task with

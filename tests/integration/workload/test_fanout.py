@@ -237,6 +237,8 @@ def test_health_and_metrics_endpoints_explain_themselves(workloads: Callable[...
         c.METRIC_DRAINING,
         c.METRIC_LISTENER_UP,
         c.METRIC_REJECTED,
+        c.METRIC_GC_FROZEN,
+        "python_gc_collections",
     ):
         assert name.removesuffix("_total") in families, name
     status, _ = a.get(c.METRICS_PATH)

@@ -1,0 +1,45 @@
+"""The garbage collector's schedule in a real workload process (collector.py): a burst of official
+JS clients connecting at once pauses the collector, and what the burst's connections hold is
+frozen out of every later collection; the clients and those after them are served as always."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.support.processes import JsFleet, Workload, wait_for
+from tests.support.pyclient import PyClient
+from wsfleet_workload import contract as c
+
+CLIENTS = 300
+
+
+def test_a_connect_burst_is_frozen_instead_of_scanned(workloads: Callable[..., Workload], tmp_path: Path) -> None:
+    # every client comes from one address: the per-address handshake limit would spread them out
+    a = workloads("a", **{c.ENV_HANDSHAKES_PER_SECOND: "5000", c.ENV_HANDSHAKES_PER_SECOND_PER_IP: "5000"})
+    frozen_before = a.metric(c.METRIC_GC_FROZEN)
+    fleet = JsFleet(tmp_path, a.url, clients=CLIENTS, rooms=["lobby"])
+    try:
+        fleet.wait_ready()
+        wait_for(lambda: a.events(logger="wsfleet.collector"), 5, "the burst's end logged")
+        [burst] = a.events(logger="wsfleet.collector")
+        assert "paused for a burst of connections" in burst["message"], burst
+        frozen = a.metric(c.METRIC_GC_FROZEN) - frozen_before
+        assert frozen >= CLIENTS * 20, f"{frozen:.0f} objects frozen for {CLIENTS} connections"
+
+        async def after() -> None:
+            late = PyClient(a.url, ["lobby"])
+            await late.connect()
+            a.publish("lobby", {"seq": 1})
+            await asyncio.to_thread(wait_for, lambda: late.seqs["lobby"] == [1], 5, "a message after the burst")
+            await late.close()
+
+        asyncio.run(after())
+        summary = fleet.summary()
+        assert len(summary) == CLIENTS
+        assert all(s["connected"] and not s["joinErrors"] and "lobby" in s["pos"] for s in summary)
+        late = [s["id"] for s in summary if s["seqs"].get("lobby") != [1]]
+        assert not late, f"clients without the message published after the burst: {late[:10]}"
+    finally:
+        fleet.stop()
