@@ -93,7 +93,7 @@ METRIC_REJECTED: Final = "wsfleet_requests_rejected_total"  # labels: request, r
 METRIC_SLOW_CONSUMERS: Final = "wsfleet_slow_consumer_disconnects_total"
 METRIC_DRAINING: Final = "wsfleet_draining"  # gauge: 1 while this pod drains
 METRIC_LISTENER_UP: Final = "wsfleet_redis_listener_up"  # gauge
-METRIC_GC_FROZEN: Final = "wsfleet_gc_frozen_objects"  # gauge: objects no collection looks at (collector.py)
+METRIC_GC_BURSTS: Final = "wsfleet_gc_bursts_total"  # counter: bursts the garbage collector paused for
 
 # --- Socket.IO protocol (namespace "/") --------------------------------------
 # Handshake auth:  {"token"?: JWT, "session"?: str, "rooms"?: {room: {"epoch": str, "offset": int}}}

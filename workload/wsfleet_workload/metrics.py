@@ -6,7 +6,6 @@ metrics port serves it, never on the public port.
 
 from __future__ import annotations
 
-import gc
 import logging
 from typing import Any
 
@@ -75,11 +74,11 @@ class Metrics:
         self.draining = Gauge(c.METRIC_DRAINING, "1 while this pod drains.", registry=r)
         self.listener_up = Gauge(c.METRIC_LISTENER_UP, "1 while the Redis fan-out listener is subscribed.", registry=r)
         # The garbage collector: python_gc_collections_total{generation} and what they found, and
-        # the objects frozen out of every collection (start-up and bursts of connections, collector.py)
+        # the bursts of connections it paused for (collector.py)
         GCCollector(registry=r)
-        Gauge(
-            c.METRIC_GC_FROZEN, "Objects frozen out of every garbage collection (gc.get_freeze_count).", registry=r
-        ).set_function(gc.get_freeze_count)
+        self.gc_bursts = Counter(
+            _name(c.METRIC_GC_BURSTS), "Bursts of connections the garbage collector paused for.", registry=r
+        )
 
 
 def refused(

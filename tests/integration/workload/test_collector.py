@@ -1,6 +1,7 @@
 """The garbage collector's schedule in a real workload process (collector.py): a burst of official
-JS clients connecting at once pauses the collector, and what the burst's connections hold is
-frozen out of every later collection; the clients and those after them are served as always."""
+JS clients connecting at once is seen as one (logged, counted), and the clients and one after
+them are served as always. What the pause and the freeze do to the collector itself is held by
+tests/unit/workload/test_collector.py, against the real collector in-process."""
 
 from __future__ import annotations
 
@@ -15,18 +16,16 @@ from wsfleet_workload import contract as c
 CLIENTS = 300
 
 
-def test_a_connect_burst_is_frozen_instead_of_scanned(workloads: Callable[..., Workload], tmp_path: Path) -> None:
+def test_a_connect_burst_is_seen_and_served(workloads: Callable[..., Workload], tmp_path: Path) -> None:
     # every client comes from one address: the per-address handshake limit would spread them out
     a = workloads("a", **{c.ENV_HANDSHAKES_PER_SECOND: "5000", c.ENV_HANDSHAKES_PER_SECOND_PER_IP: "5000"})
-    frozen_before = a.metric(c.METRIC_GC_FROZEN)
     fleet = JsFleet(tmp_path, a.url, clients=CLIENTS, rooms=["lobby"])
     try:
         fleet.wait_ready()
         wait_for(lambda: a.events(logger="wsfleet.collector"), 5, "the burst's end logged")
         [burst] = a.events(logger="wsfleet.collector")
-        assert "paused for a burst of connections" in burst["message"], burst
-        frozen = a.metric(c.METRIC_GC_FROZEN) - frozen_before
-        assert frozen >= CLIENTS * 20, f"{frozen:.0f} objects frozen for {CLIENTS} connections"
+        assert "paused for a burst of connections (0 -> " in burst["message"], burst
+        assert a.metric(c.METRIC_GC_BURSTS) == 1
 
         async def after() -> None:
             late = PyClient(a.url, ["lobby"])

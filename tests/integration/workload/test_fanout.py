@@ -237,7 +237,7 @@ def test_health_and_metrics_endpoints_explain_themselves(workloads: Callable[...
         c.METRIC_DRAINING,
         c.METRIC_LISTENER_UP,
         c.METRIC_REJECTED,
-        c.METRIC_GC_FROZEN,
+        c.METRIC_GC_BURSTS,
         "python_gc_collections",
     ):
         assert name.removesuffix("_total") in families, name
