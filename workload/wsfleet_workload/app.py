@@ -166,7 +166,9 @@ class Workload:
                 return
 
     async def _socketio(self, scope: Scope, receive: Receive, send: Send) -> None:
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        raw_query: bytes = scope.get("query_string", b"")
+        # parse_qs only where "sid" can be in it (possibly %-encoded): not in a handshake's
+        query = parse_qs(raw_query.decode("latin-1")) if b"sid" in raw_query or b"%" in raw_query else {}
         if "sid" not in query:  # a new Engine.IO session: the handshake
             refusal = self._gate(scope)
             if refusal is not None:

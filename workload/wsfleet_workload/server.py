@@ -30,7 +30,16 @@ from wsfleet_workload.fanout import Unavailable
 from wsfleet_workload.hub import Client, Hub, packet
 from wsfleet_workload.metrics import Metrics, refused
 from wsfleet_workload.replay import Replay
-from wsfleet_workload.wire import BadRequest, Handshake, Position, SocketIOJson, dumps, parse_auth, room_arg
+from wsfleet_workload.wire import (
+    BadRequest,
+    Handshake,
+    Position,
+    SocketIOJson,
+    SocketIOPacket,
+    dumps,
+    parse_auth,
+    room_arg,
+)
 
 log = logging.getLogger("wsfleet.server")
 
@@ -96,6 +105,7 @@ def make_sio(cfg: Config) -> AsyncServer:
         logger=_quiet("wsfleet.socketio"),
         engineio_logger=_quiet("wsfleet.engineio"),
         json=SocketIOJson,  # orjson for packets (wire.py); it sets python-engineio's too
+        serializer=SocketIOPacket,
     )
     compat.adopt(sio.eio)
     return sio

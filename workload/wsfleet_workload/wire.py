@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from engineio import json as eio_json
+from socketio import packet as sio_packet
 
 # Room names: visible ASCII without braces (hash tags) or '|' (frame separator).
 ROOM_RE = re.compile(r"^[A-Za-z0-9_.:@/#=+-]{1,200}$")
@@ -227,6 +228,27 @@ class SocketIOJson:
 
 
 _COMPACT = {"separators": (",", ":")}
+
+
+class SocketIOPacket(sio_packet.Packet):  # type: ignore[misc]
+    """python-socketio's packet (its ``serializer`` option, make_sio), with the test for binary
+    data written as loops: python-socketio's builds a list and a functools.reduce at each level
+    of the data, for every packet it makes or reads (2% of a connect storm's CPU)."""
+
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        if isinstance(data, (bytes, bytearray)):
+            return True
+        if isinstance(data, list):
+            items: Any = data
+        elif isinstance(data, dict):
+            items = data.values()
+        else:
+            return False
+        for item in items:  # noqa: SIM110  (any() over a generator: half the gain)
+            if cls.data_is_binary(item):
+                return True
+        return False
 
 
 def event_packet(event: str, arg_json: str) -> str:

@@ -50,6 +50,19 @@ def scanned(objects: list[Node]) -> list[Node]:
     return [o for o in gc.get_objects() if id(o) in ids]
 
 
+def arriving(population: list[int], collector: Collector) -> Callable[[], bool]:
+    """A condition that adds 50 connections each time it is checked (every tick or so), until the
+    collector is in a burst; a burst seen lasts while they keep arriving."""
+
+    def check() -> bool:
+        if collector.in_burst:
+            return True
+        population[0] += 50
+        return False
+
+    return check
+
+
 async def until(condition: Callable[[], bool], what: str, timeout: float = 3.0) -> None:
     for _ in range(int(timeout / TICK)):
         if condition():
@@ -66,8 +79,7 @@ def test_a_burst_pauses_the_collector_and_freezes_what_it_left() -> None:
         assert gc.isenabled()
         frozen_before = gc.get_freeze_count()
 
-        population[0] += 50  # 50 new connections within a tick
-        await until(lambda: collector.in_burst, "the burst seen")
+        await until(arriving(population, collector), "the burst seen")
         assert not gc.isenabled(), "no collection during the burst"
         assert collector.bursts == 1
         kept = [Node() for _ in range(1000)]  # state of the burst's connections
@@ -116,8 +128,7 @@ def test_stopping_during_a_burst_turns_the_collector_back_on() -> None:
         population = [0]
         collector = Collector(lambda: population[0], burst=20, tick=TICK)
         collector.start()
-        population[0] = 100
-        await until(lambda: collector.in_burst, "the burst seen")
+        await until(arriving(population, collector), "the burst seen")
         collector.stop()
         assert gc.isenabled()
         assert not collector.in_burst

@@ -21,6 +21,7 @@ from wsfleet_workload.wire import (
     Position,
     PresenceFrame,
     SocketIOJson,
+    SocketIOPacket,
     decode_frame,
     dumps,
     event_packet,
@@ -167,3 +168,21 @@ def test_socketio_packets_are_compact_and_error_bodies_as_before() -> None:
 def test_a_presence_member_is_the_same_bytes_as_before(client: str, user: str | None) -> None:
     """Pods of two versions during a rollout remove each other's members by their exact bytes."""
     assert member(client, user) == json.dumps({"client": client, "user": user}, separators=(",", ":"), sort_keys=True)
+
+
+packet_data = st.recursive(
+    st.none()
+    | st.integers()
+    | st.text(max_size=5)
+    | st.binary(max_size=5)
+    | st.builds(bytearray, st.binary(max_size=3)),
+    lambda x: st.lists(x, max_size=4) | st.dictionaries(st.text(max_size=3), x, max_size=4) | st.tuples(x),
+    max_leaves=10,
+)
+
+
+@given(data=packet_data)
+def test_a_packet_is_binary_exactly_when_python_socketio_says_so(data: Any) -> None:
+    assert SocketIOPacket.data_is_binary(data) is sio_packet.Packet.data_is_binary(data)
+    if SocketIOPacket.data_is_binary(data):
+        assert SocketIOPacket(sio_packet.EVENT, ["e", data]).packet_type == sio_packet.BINARY_EVENT
