@@ -92,7 +92,8 @@ class Workload:
         self.health = Health(cfg.pod_name, self.redis, self.listener, self.drain, self.hub)
         self.limiter = HandshakeLimiter(cfg.handshakes_per_second, cfg.handshakes_per_second_per_ip)
         self.sio_app = socketio.ASGIApp(self.sio, socketio_path=c.SOCKETIO_PATH.strip("/"))
-        self.collector = Collector(lambda: len(self.hub.clients), on_burst=self.metrics.gc_bursts.inc)
+        # Engine.IO sessions, counted at the handshake: a storm is seen before its CONNECTs are through
+        self.collector = Collector(lambda: len(self.sio.eio.sockets), on_burst=self.metrics.gc_bursts.inc)
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics_server: Any = None
 

@@ -8,8 +8,9 @@ new container twice before it reaches the old generation: when the young generat
 new containers are almost all connection state that stays, and those two looks were 35 us of the
 workload's ~330 us of CPU per connection at 10,000 clients (callbacks on gc.callbacks timed them).
 
-So, in a burst of new connections (the pod's client count grew by ``burst`` or more within one
-``tick``) the collector pauses; when the burst is over, everything it allocated is frozen
+So, in a burst of new connections (the pod's Engine.IO sessions grew by ``burst`` or more within
+one ``tick``; counted at the handshake, before Socket.IO's CONNECT, so a storm is seen while its
+handshakes are still arriving) the collector pauses; when the burst is over, everything it allocated is frozen
 (gc.freeze moves objects out of every collection without looking at them), and the collector
 runs as before. A reference cycle among frozen objects would outlive its last reference; so once
 a burst froze anything, a full collection of everything (gc.unfreeze, gc.collect, gc.freeze) runs
@@ -34,7 +35,7 @@ log = logging.getLogger("wsfleet.collector")
 # Young collections as Python's default; a full collection after 1000 of the middle generation's
 # instead of 10 (and only once the long-lived heap grew by a quarter, as always).
 GC_THRESHOLDS = (700, 10, 1000)
-BURST = 20  # new connections within one tick (200 per second)
+BURST = 20  # new Engine.IO sessions within one tick (200 per second)
 TICK = 0.1  # seconds
 FULL_INTERVAL = 600.0  # seconds between full collections after bursts
 
@@ -92,7 +93,8 @@ class Collector:
         self._timer = asyncio.get_running_loop().call_later(self.tick, self._tick)
 
     def _end_burst(self) -> None:
-        # (gc.get_freeze_count walks the frozen objects one by one: 40 ms at 10,000 connections)
+        # No count of what is frozen for the log line: gc.get_freeze_count walks the frozen objects
+        # one by one, 40 ms at 10,000 connections.
         gc.freeze()  # what the burst allocated and still holds: never scanned
         gc.enable()
         self.in_burst = False

@@ -172,9 +172,8 @@ class Listener:
             async with asyncio.timeout_at(loop.time() + 3 * self.ping_every) as deadline:
                 while True:
                     reply = await conn.read_response(timeout=math.inf, push_request=True)
-                    if (
-                        isinstance(reply, list) and len(reply) == 3 and reply[0] == "message"
-                    ):  # RESP3: a PushNotification
+                    # ["message", channel, data]: a list (RESP2) or a hiredis PushNotification, its subclass (RESP3)
+                    if isinstance(reply, list) and len(reply) == 3 and reply[0] == "message":
                         if reply[1] == self.control:
                             self.last_heartbeat = time.monotonic()
                             deadline.reschedule(loop.time() + 3 * self.ping_every)
