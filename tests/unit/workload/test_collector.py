@@ -50,17 +50,17 @@ def scanned(objects: list[Node]) -> list[Node]:
     return [o for o in gc.get_objects() if id(o) in ids]
 
 
-def arriving(population: list[int], collector: Collector) -> Callable[[], bool]:
-    """A condition that adds 50 connections each time it is checked (every tick or so), until the
-    collector is in a burst; a burst seen lasts while they keep arriving."""
+class Arrivals:
+    """A pod's session count as the collector reads it: up by 50 at each reading (each tick) while
+    ``arriving``, a burst that lasts until it is turned off."""
 
-    def check() -> bool:
-        if collector.in_burst:
-            return True
-        population[0] += 50
-        return False
+    def __init__(self) -> None:
+        self.count, self.arriving = 0, False
 
-    return check
+    def __call__(self) -> int:
+        if self.arriving:
+            self.count += 50
+        return self.count
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = 3.0) -> None:
@@ -73,19 +73,21 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 3.0) 
 
 def test_a_burst_pauses_the_collector_and_freezes_what_it_left() -> None:
     async def scenario() -> None:
-        population = [0]
-        collector = Collector(lambda: population[0], burst=20, tick=TICK, full_interval=0.5)
+        sessions = Arrivals()
+        collector = Collector(sessions, burst=20, tick=TICK, full_interval=0.5)
         collector.start()
         assert gc.isenabled()
         frozen_before = gc.get_freeze_count()
 
-        await until(arriving(population, collector), "the burst seen")
+        sessions.arriving = True
+        await until(lambda: collector.in_burst, "the burst seen")
         assert not gc.isenabled(), "no collection during the burst"
         assert collector.bursts == 1
         kept = [Node() for _ in range(1000)]  # state of the burst's connections
         dropped = cycles(100)  # a cycle the burst made and let go of
 
-        await until(lambda: not collector.in_burst, "the burst over")  # the population stopped growing
+        sessions.arriving = False
+        await until(lambda: not collector.in_burst, "the burst over")
         assert gc.isenabled()
         assert gc.get_freeze_count() >= frozen_before + len(kept) + 2 * len(dropped)
         assert not scanned(kept), "frozen at the burst's end"
@@ -125,10 +127,11 @@ def test_steady_growth_below_the_burst_rate_leaves_the_collector_as_python_runs_
 
 def test_stopping_during_a_burst_turns_the_collector_back_on() -> None:
     async def scenario() -> None:
-        population = [0]
-        collector = Collector(lambda: population[0], burst=20, tick=TICK)
+        sessions = Arrivals()
+        collector = Collector(sessions, burst=20, tick=TICK)
         collector.start()
-        await until(arriving(population, collector), "the burst seen")
+        sessions.arriving = True
+        await until(lambda: collector.in_burst, "the burst seen")
         collector.stop()
         assert gc.isenabled()
         assert not collector.in_burst
