@@ -1,8 +1,10 @@
 # Two commands for a newcomer on a fresh machine:
 #   make demo   render and check a WebSocketService with every default
-#   make test   lint, type-check, layer-check, build the local control plane (cached), run every test
-#               (unit, integration, e2e; needs redis-server, haproxy, chromium: .ci/run installs them)
+#   make test   install the Debian packages the tests use (as root; otherwise it says what to run),
+#               lint, type-check, layer-check, build the local control plane (cached), run every test
 PYTHON ?= python3
+# Go from the machine image's usual place, if it is not on PATH (the control plane is built with it).
+export PATH := $(PATH):/usr/local/go/bin
 VENV   := .venv
 BIN    := $(VENV)/bin
 # The venv is rebuilt when the pinned dependencies change.
@@ -44,10 +46,11 @@ $(JSSTAMP): tests/js/package-lock.json
 	@npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 	@rm -f tests/js/node_modules/.installed-* && touch $@
 
-# redis-server, haproxy and chromium come from Debian packages (.ci/run installs them); say so plainly.
+# The Debian packages the tests use (redis-server, haproxy, chromium, node, npm and the package
+# lists promtool comes from), checked before anything is built: installed with apt-get as root,
+# otherwise it stops at once with the command to run.
 tools:
-	@for t in redis-server haproxy node chromium; do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || \
-	  { echo "missing: $$t (apt-get install redis-server haproxy chromium nodejs npm; .ci/run does this)"; exit 1; }; done
+	@hack/install-tools.sh
 
 # promtool checks the PromQL of the alerts and the dashboard (tests/unit/test_promql.py): the binary
 # from Debian's prometheus package, extracted (no daemon, no postinst), cached by package version.
@@ -63,7 +66,7 @@ promtool:
 	d=$$(mktemp -d) && (cd $$d && apt-get download -q "prometheus=$$v" 2>/dev/null && dpkg-deb -x prometheus_*.deb x) && \
 	mkdir -p "$$(dirname $$out)" && cp $$d/x/usr/bin/promtool "$$out" && rm -rf $$d && "$$out" --version | head -1
 
-test: lint controlplane tools promtool $(JSSTAMP)
+test: tools lint controlplane promtool $(JSSTAMP)
 	$(BIN)/pytest tests
 
 crd: $(STAMP)

@@ -198,16 +198,28 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
             raise SpecError(
                 "wsfleet validate", (f"{args.check}: --api-key is required (it publishes through {args.url})",)
             )
-        out.write(
-            f"publishing for {args.seconds or 60:g}s: {'roll the fleet' if args.check == 'graceful-shutdown' else 'kill a pod or a zone'} now\n"
-        )
-        coro = validate.delivery(args.check, args.url, args.api_key, clients=n or 20, seconds=args.seconds or 60.0)
+
+        def progress(line: str) -> None:
+            out.write(line + "\n")
+            out.flush()  # a script waiting for "publishing" to start its rollout sees it now
+
+        coro = validate.delivery(
+            args.check, args.url, args.api_key, clients=n or 20, seconds=args.seconds or 60.0,
+            min_acknowledged=args.min_acknowledged / 100, max_uncertain=args.max_uncertain, progress=progress,
+        )  # fmt: skip
     try:
         verdict = asyncio.run(coro)
     except Exception as exc:  # connection refused, handshake refused: a verdict too
         out.write(f"wsfleet validate {args.check}: FAIL\n  problem: cannot connect to {args.url}: {exc}\n")
         return 1
     return verdict.print(out)
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text}: a port is 0 (none) to 65535")
+    return port
 
 
 def parser() -> argparse.ArgumentParser:
@@ -228,8 +240,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--namespace", action="append", default=[], help="watch only this namespace (repeatable)")
     s.add_argument("--resync", type=float, default=30.0, help="seconds between full reconciles (default 30)")
     s.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG or in-cluster)")
-    s.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (default 9090)")
-    s.add_argument("--health-port", type=int, default=8080, help="liveness endpoint port, /healthz (default 8080)")
+    s.add_argument("--metrics-port", type=_port, default=9090, help="Prometheus metrics port (default 9090; 0: none)")
+    s.add_argument(
+        "--health-port", type=_port, default=8080, help="liveness endpoint port, /healthz (default 8080; 0: none)"
+    )
     s.add_argument("--bind", default="0.0.0.0", help="address for metrics and health (default 0.0.0.0)")
     s.add_argument("--verbose", action="store_true", help="debug logging")
     s.add_argument(
@@ -245,6 +259,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--clients", type=int, default=None, help="clients to connect")
     s.add_argument("--seconds", type=float, default=None, help="how long to watch")
     s.add_argument("--api-key", default=None, help="publish API key (graceful-shutdown, failover)")
+    s.add_argument("--min-acknowledged", type=float, default=90.0, metavar="PERCENT",
+                   help="fail unless this share of the publishes got HTTP 200 (default 90)")  # fmt: skip
+    s.add_argument("--max-uncertain", type=int, default=None, metavar="N",
+                   help="publishes without a certain answer (5xx, none) to allow "
+                        "(default: 0 for graceful-shutdown, 5%% of the planned ones for failover)")  # fmt: skip
     s.set_defaults(func=cmd_validate)
     s = sub.add_parser("dev-cluster", help="a local control plane built from Go modules, on loopback")
     s.add_argument("action", choices=["build", "up", "down", "status"])

@@ -49,8 +49,8 @@ class Options:
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     resync: float = 30.0  # seconds; the upper bound on repairing drift of any child
     kubeconfig: str | None = None
-    metrics_port: int = 9090
-    health_port: int = 8080
+    metrics_port: int = 9090  # 0: no metrics endpoint
+    health_port: int = 8080  # 0: no liveness endpoint
     bind: str = "0.0.0.0"
     verbose: bool = False
     log_format: LogFormat = "json"
@@ -184,14 +184,26 @@ def run(opts: Options) -> None:
     registry = kopf.OperatorRegistry()
     controller = Controller(Kube(k8s.ApiClient(_configuration(opts))))
     register(registry, controller, opts)
-    start_http_server(opts.metrics_port, addr=opts.bind)
-    log.info("metrics on %s:%d, health on %s:%d/healthz", opts.bind, opts.metrics_port, opts.bind, opts.health_port)
+    if opts.metrics_port:
+        start_http_server(opts.metrics_port, addr=opts.bind)
+    liveness = liveness_endpoint(opts)
+    log.info(
+        "metrics %s, health %s",
+        f"on {opts.bind}:{opts.metrics_port}" if opts.metrics_port else "disabled (--metrics-port 0)",
+        f"on {liveness}" if liveness else "disabled (--health-port 0)",
+    )
     asyncio.run(
         kopf.operator(
             registry=registry,
             standalone=True,
             clusterwide=not opts.namespaces,
             namespaces=list(opts.namespaces),
-            liveness_endpoint=f"http://{opts.bind}:{opts.health_port}/healthz",
+            liveness_endpoint=liveness,
         )
     )
+
+
+def liveness_endpoint(opts: Options) -> str | None:
+    """kopf's liveness URL, or None for --health-port 0. kopf reads the port from the URL, and a
+    URL with port 0 has none, so it would bind port 80: 0 must mean no endpoint at all."""
+    return f"http://{opts.bind}:{opts.health_port}/healthz" if opts.health_port else None

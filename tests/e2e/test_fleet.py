@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from tests.e2e.fleet import Fleet
 from tests.support.crowd import Crowd, Publisher, publish_during, report, verify
+from wsfleet_operator.accounting import Expect
 
 ROOMS = ["r0", "r1", "r2", "r3"]
 
@@ -33,8 +34,17 @@ def _crowd(make: Callable[[str], Crowd], url: str, scale: int) -> Crowd:
     return crowd.wait_ready()
 
 
-def _during(fleet: Fleet, event: Callable[[], object]) -> Publisher:
-    return publish_during(fleet.url, ROOMS, event, rate=8.0, before=2.0, after=3.0)
+def _during(fleet: Fleet, clients: Crowd, event: Callable[[], object]) -> Publisher:
+    """4 rounds (2 s) before the event, then until every client is back and 6 rounds more."""
+    return publish_during(
+        fleet.url, ROOMS, event, rate=8.0, before=4, after=6, settled=clients.unsettled, delivered=clients.delivered
+    )
+
+
+# The publisher has one request in flight at a time: killing a pod can fail that one (HAProxy
+# answers 502 for a request whose server died under it; published or not, nobody knows), so a
+# crash excuses one uncertain publish per killed pod. A rollout drains first and excuses none.
+ROLLOUT = Expect(max_uncertain=0)
 
 
 def test_rolling_restart_loses_nothing(fleet: Callable[..., Fleet], crowd: Callable[[str], Crowd]) -> None:
@@ -42,8 +52,8 @@ def test_rolling_restart_loses_nothing(fleet: Callable[..., Fleet], crowd: Calla
     clients = _crowd(crowd, f.url, 1000)
     assert clients.size == 1000
     rolled: list[dict[str, object]] = []
-    pub = _during(f, lambda: rolled.extend(f.roll()))
-    stats = verify(pub, clients.seen(), gone={"a0", "b0", "c0"})
+    pub = _during(f, clients, lambda: rolled.extend(f.roll()))
+    stats = verify(pub, clients.seen(), gone={"a0", "b0", "c0"}, expect=ROLLOUT)
     for pod in rolled:
         assert pod["exit"] == 0, pod
         assert pod["killed"] is False, pod
@@ -58,8 +68,8 @@ def test_rolling_restart_loses_nothing(fleet: Callable[..., Fleet], crowd: Calla
 def test_crash_loses_nothing(fleet: Callable[..., Fleet], crowd: Callable[[str], Crowd]) -> None:
     f = fleet()
     clients = _crowd(crowd, f.url, 300)
-    pub = _during(f, lambda: f.kill("a0"))
-    stats = verify(pub, clients.seen(), gone={"a0"})
+    pub = _during(f, clients, lambda: f.kill("a0"))
+    stats = verify(pub, clients.seen(), gone={"a0"}, expect=Expect(max_uncertain=1))
     assert stats["lost"] == 0
     assert stats["moved"] >= 60
     report("crash", stats)
@@ -75,9 +85,9 @@ def test_zone_loss_loses_nothing_and_spares_the_other_zones(
         for pod in [p for p in f.running if f.zone_of(p) == "a"]:
             f.kill(pod)
 
-    pub = _during(f, lose_zone_a)
+    pub = _during(f, clients, lose_zone_a)
     seen = clients.seen()
-    stats = verify(pub, seen, gone={"a0", "a1"})
+    stats = verify(pub, seen, gone={"a0", "a1"}, expect=Expect(max_uncertain=2))
     others = [s for s in seen if f.zone_of(s.pods[0]) != "a"]
     churned = [s for s in others if len(s.pods) > 1 or s.reasons]
     churn = 100 * len(churned) / len(others)

@@ -17,8 +17,6 @@ import io
 import re
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,14 +29,19 @@ from tests.support.secrets import API_KEY
 from wsfleet_operator import cli, validate
 
 
-def _routes(fleet: Fleet) -> dict[str, set[str]]:
-    """sid -> the servers HAProxy sent its requests to, from HAProxy's log."""
-    routes: dict[str, set[str]] = {}
+def _requests(fleet: Fleet) -> dict[str, list[str]]:
+    """sid -> the server of each of its requests, in order, from HAProxy's log."""
+    routes: dict[str, list[str]] = {}
     for line in fleet.lb.log_path.read_text().splitlines():
         m = re.search(r" fleet/(\w+) .*[?&]sid=([\w-]+)", line)
         if m:
-            routes.setdefault(m.group(2), set()).add(m.group(1))
+            routes.setdefault(m.group(2), []).append(m.group(1))
     return routes
+
+
+def _routes(fleet: Fleet) -> dict[str, set[str]]:
+    """sid -> the servers HAProxy sent its requests to."""
+    return {sid: set(servers) for sid, servers in _requests(fleet).items()}
 
 
 def test_affinity_holds_and_follows_a_drain(fleet: Callable[..., Fleet]) -> None:
@@ -60,7 +63,11 @@ def test_affinity_holds_and_follows_a_drain(fleet: Callable[..., Fleet]) -> None
             if client.pod != first and client.sio.connected:
                 break
             await asyncio.sleep(0.1)
-        await asyncio.sleep(1.0)  # a few more polls on the new pod
+        # a few more polls of the new session, as HAProxy logged them
+        for _ in range(200):
+            if sum(len(v) for sid, v in _requests(f).items() if sid not in before) >= 3:
+                break
+            await asyncio.sleep(0.1)
         cookies = {k: v.value for k, v in client.sio.eio.http.cookie_jar.filter_cookies(URL(f.url)).items()}
         await client.close()
         return first, client.pod, cookies.get(f.wss.spec.affinity.cookie_name, "")
@@ -107,16 +114,17 @@ def test_misaligned_idle_timeout_is_refused_and_really_drops(fleet: Callable[...
 def _validate_during(
     f: Fleet, check: str, event: Callable[[], object], seconds: int = 16
 ) -> subprocess.CompletedProcess[str]:
-    result: dict[str, subprocess.CompletedProcess[str]] = {}
-    runner = threading.Thread(target=lambda: result.update(r=subprocess.run(
-        [sys.executable, "-m", "wsfleet_operator", "validate", check, "--url", f.url, "--api-key", API_KEY,
-         "--clients", "12", "--seconds", str(seconds)], capture_output=True, text=True, timeout=120, check=False,
-    )))  # fmt: skip
-    runner.start()
-    time.sleep(4)  # the clients connect and publishing begins
-    event()
-    runner.join(120)
-    return result["r"]
+    """Run the check, and the event once it says its clients are connected and publishing began."""
+    args = [sys.executable, "-m", "wsfleet_operator", "validate", check, "--url", f.url, "--api-key", API_KEY,
+            "--clients", "12", "--seconds", str(seconds)]  # fmt: skip
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
+        assert run.stdout is not None
+        first = run.stdout.readline()
+        assert "clients connected; publishing" in first, first + run.stdout.read()
+        event()
+        rest = run.stdout.read()
+        code = run.wait(120)
+    return subprocess.CompletedProcess(args, code, first + rest, "")
 
 
 def test_validate_graceful_shutdown_during_a_rollout(fleet: Callable[..., Fleet]) -> None:

@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -199,12 +199,15 @@ class Operator:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             return str(r.read().decode())
 
+    def counter(self, prefix: str) -> float:
+        """The sum of a metric's samples whose line starts with `prefix` (name and labels)."""
+        return sum(float(x.rsplit(" ", 1)[1]) for x in self.metrics().splitlines() if x.startswith(prefix))
+
     def writes(self) -> float:
-        total = 0.0
-        for line in self.metrics().splitlines():
-            if line.startswith("wsfleet_operator_api_writes_total{"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return self.counter("wsfleet_operator_api_writes_total{")
+
+    def reconciles(self, result: str) -> float:
+        return self.counter(f'wsfleet_operator_reconciles_total{{result="{result}"}}')
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
@@ -218,9 +221,45 @@ class Operator:
         self.proc = None
 
 
+@dataclass
+class Audit:
+    """The API server's audit log of the operator's writes (devcluster.AUDIT_POLICY), read as it
+    grows: what the operator wrote, counted by the API server rather than by the operator."""
+
+    path: Path
+    events: list[dict[str, Any]] = field(default_factory=list)
+    _offset: int = 0
+
+    def read(self) -> list[dict[str, Any]]:
+        if self.path.exists():
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+            whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next read
+            self._offset += len(whole)
+            self.events += [json.loads(x) for x in whole.splitlines() if x.strip()]
+        return self.events
+
+    def writes(self, namespace: str, *, dry_run: bool = False) -> list[dict[str, Any]]:
+        """The operator's create/update/patch/delete requests in `namespace` (answered), real ones
+        or dry runs (an apply with dryRun=All, which is how it compares before it writes)."""
+        return [
+            e for e in self.read()
+            if e["user"]["username"] == cluster.OPERATOR_USER
+            and e.get("objectRef", {}).get("namespace") == namespace
+            and ("dryRun=All" in e["requestURI"]) == dry_run
+        ]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def audit(dev_cluster: cluster.DevCluster) -> Audit:
+    return Audit(dev_cluster.audit_log)
+
+
 @pytest.fixture(scope="session")
 def operator(kubectl: Kubectl, dev_cluster: cluster.DevCluster) -> Iterator[Operator]:
-    op = Operator(dev_cluster.kubeconfig, dev_cluster.dir / "logs" / "operator.log")
+    # its own user (system:masters), so the audit log tells its writes from the tests' kubectl
+    op = Operator(dev_cluster.operator_kubeconfig, dev_cluster.dir / "logs" / "operator.log")
     op.start()
     try:
         yield op

@@ -3,7 +3,8 @@
 Matrix:
 - every example in deploy/examples becomes Ready (kubectl wait) in a namespace that
   enforces PodSecurity 'restricted', with owned children;
-- a resync of a fleet in line writes nothing (resourceVersions and the write counter);
+- a resync of a fleet in line writes nothing, for every example (the API server's audit log of the
+  operator's user, resourceVersions, the write counter), once resyncs are shown to have run;
 - drift: a deleted child comes back; a hand-edited managed field is restored; a field
   the operator does not manage is left alone; the HPA keeps `replicas`;
 - deletion garbage-collects every child;
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import signal
+import subprocess
 import threading
 import time
 from typing import Any
@@ -27,7 +30,7 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 
 from tests.conftest import EXAMPLES
-from tests.integration.conftest import RESYNC, Kubectl, Operator, example, wait_until
+from tests.integration.conftest import BIN, RESYNC, Audit, Kubectl, Operator, example, wait_until
 from tests.support import secrets
 from wsfleet_operator import naming
 from wsfleet_workload import contract
@@ -105,17 +108,42 @@ def test_example_becomes_ready(path: Any, kubectl: Kubectl, operator: Operator, 
                             str(status["timeouts"]["idleTimeoutSeconds"])]  # fmt: skip
 
 
-def test_noop_resync_writes_nothing(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
-    apply_ok(kubectl, example("nginx", namespace))
-    wait_ready(kubectl, "chat", namespace)
-    # Let the last status update and child events settle, then watch three resyncs go by.
-    time.sleep(2 * RESYNC)
-    before, writes = fingerprint(kubectl, namespace, "chat"), operator.writes()
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_noop_resync_writes_nothing(
+    path: Any, kubectl: Kubectl, operator: Operator, audit: Audit, namespace: str
+) -> None:
+    """Counted by the API server's audit log (the operator's own user), not by the operator. Each
+    reconcile of this resource dry-runs an apply of its Deployment: those show that resyncs ran."""
+    doc = example(path.stem, namespace)
+    name = doc["metadata"]["name"]
+    apply_ok(kubectl, doc)
+    wait_ready(kubectl, name, namespace)
+
+    def passes() -> int:
+        """Reconciles of this resource: its Deployment's dry-run applies."""
+        refs = [e["objectRef"] for e in audit.writes(namespace, dry_run=True)]
+        return sum(1 for r in refs if r.get("resource") == "deployments" and r.get("name") == name)
+
+    # Settled: a whole reconcile of this resource went by without a write.
+    mark = [passes(), len(audit.writes(namespace))]
+
+    def settled() -> bool:
+        now = [passes(), len(audit.writes(namespace))]
+        if now[1] != mark[1]:  # it still wrote: start counting again from here
+            mark[:] = now
+        return now[0] >= mark[0] + 2
+
+    wait_until(settled, 60, "a reconcile that writes nothing")
+    before, writes = fingerprint(kubectl, namespace, name), audit.writes(namespace)
+    ran, unchanged, counted = passes(), operator.reconciles("unchanged"), operator.writes()
     # Every child carries an Apply entry of ours, so any write by the operator would show.
     assert all(v.startswith("[('Apply'") for k, v in before.items() if k != "WebSocketService"), before
-    time.sleep(3 * RESYNC + 1)
-    assert fingerprint(kubectl, namespace, "chat") == before
-    assert operator.writes() == writes
+    wait_until(lambda: passes() >= ran + 2 and operator.reconciles("unchanged") >= unchanged + 2,
+               6 * RESYNC + 30, "two more resyncs of this resource")  # fmt: skip
+    after = audit.writes(namespace)
+    assert after == writes, [f"{e['verb']} {e['objectRef']}" for e in after[len(writes) :]]
+    assert fingerprint(kubectl, namespace, name) == before
+    assert operator.writes() == counted
 
 
 def test_drift_is_corrected_and_foreign_fields_are_kept(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
@@ -256,7 +284,8 @@ def test_spec_change_rolls_out(kubectl: Kubectl, operator: Operator, namespace: 
 
     recorder = threading.Thread(target=record, daemon=True)
     recorder.start()
-    time.sleep(1)  # the watch is established
+    # the watch is established once it has sent the object as it is now (its first event, ADDED)
+    wait_until(lambda: versions, 30, "the watch's first event", interval=0.05)
     changed = copy.deepcopy(doc)
     changed["spec"]["replay"] = {"maxMessages": 1000}  # in the ConfigMap: the checksum rolls the pods
     apply_ok(kubectl, changed)
@@ -334,7 +363,9 @@ def test_namespace_scoped_operator_touches_only_its_namespace(
     kubectl("label", "namespace", other, "pod-security.kubernetes.io/enforce=restricted")
     operator.stop()
     scoped = Operator(
-        dev_cluster.kubeconfig, dev_cluster.dir / "logs" / "operator-scoped.log", args=(f"--namespace={namespace}",)
+        dev_cluster.operator_kubeconfig,
+        dev_cluster.dir / "logs" / "operator-scoped.log",
+        args=(f"--namespace={namespace}",),
     )
     scoped.start()
     try:
@@ -348,3 +379,30 @@ def test_namespace_scoped_operator_touches_only_its_namespace(
         scoped.stop()
         operator.start()
         kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
+def test_ports_0_mean_no_endpoint_and_two_operators_start(dev_cluster: Any, namespace: str, tmp_path: Any) -> None:
+    """--health-port 0 once built the liveness URL http://host:0/healthz, which has no port, so
+    kopf bound port 80 and a second operator died with "address already in use"."""
+    procs = []
+    logs = [tmp_path / f"operator-{i}.log" for i in range(2)]
+    for log in logs:
+        with log.open("wb") as out:
+            procs.append(subprocess.Popen(
+                [str(BIN / "wsfleet"), "operator", f"--kubeconfig={dev_cluster.operator_kubeconfig}",
+                 f"--namespace={namespace}", "--bind=127.0.0.1", "--metrics-port=0", "--health-port=0",
+                 "--verbose", "--log-format=text"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            ))  # fmt: skip
+    try:
+        for log, proc in zip(logs, procs, strict=True):
+            # kopf's watch on the namespace is up: the operator got past every endpoint it binds
+            wait_until(lambda log=log, proc=proc: "Starting the watch-stream" in log.read_text() or proc.poll() is not None,
+                       60, f"the operator's watch ({log})")  # fmt: skip
+            text = log.read_text()
+            assert proc.poll() is None, text[-3000:]
+            assert "metrics disabled (--metrics-port 0), health disabled (--health-port 0)" in text
+            assert "address already in use" not in text
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)

@@ -4,8 +4,8 @@
 //
 //   node fleet-client.mjs --url http://127.0.0.1:3001 --clients 10 --rooms a,b [--transports websocket]
 //
-// stdout: one JSON line per notable event ({"ev": ...}); on SIGTERM/SIGINT or --seconds, a final
-// {"ev":"summary", ...} line with what every client received, then exit 0.
+// stdout: one JSON line per notable event ({"ev": ...}); on SIGTERM/SIGINT, --seconds or "summary"
+// on stdin, a final {"ev":"summary", ...} line with what every client received, then exit 0.
 import { io } from "socket.io-client";
 
 const args = Object.fromEntries(
@@ -83,5 +83,19 @@ function finish() {
 }
 process.on("SIGTERM", finish);
 process.on("SIGINT", finish);
-process.stdin.on("data", (d) => { if (String(d).includes("summary")) finish(); });
+// "progress" on stdin: one {"ev":"progress"} line with how many sockets are connected and, per
+// room, the lowest last seq any client holds (a test waits on it instead of sleeping).
+function progress() {
+  const last = {};
+  for (const room of rooms) {
+    last[room] = Math.min(...clients.map((c) => (c.state.seqs[room] ?? [0]).at(-1)));
+  }
+  out({ ev: "progress", connected: clients.filter((c) => c.socket.connected).length, last });
+}
+process.stdin.on("data", (d) => {
+  for (const line of String(d).split("\n")) {
+    if (line.trim() === "summary") finish();
+    else if (line.trim() === "progress") progress();
+  }
+});
 if (seconds > 0) setTimeout(finish, seconds * 1000);

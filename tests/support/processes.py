@@ -420,16 +420,37 @@ class JsFleet:
                 stdin=subprocess.PIPE,
             )
         self.clients = clients
+        self._read = 0
+        self._events: list[dict[str, Any]] = []
 
     def events(self) -> list[dict[str, Any]]:
-        lines = self.out.read_text().splitlines()
-        return [json.loads(x) for x in lines if x.startswith("{")]
+        """Every event line so far, read from where the last call stopped: a test polls this
+        while hundreds of clients write to it, and re-reading the whole file each time held the
+        GIL long enough to starve the Python clients' event loop of their heartbeats."""
+        with open(self.out, "rb") as f:
+            f.seek(self._read)
+            data = f.read()
+        whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next call
+        self._read += len(whole)
+        self._events += [json.loads(x) for x in whole.splitlines() if x.startswith(b"{")]
+        return self._events
 
     def ready(self) -> int:
         return len({e["id"] for e in self.events() if e["ev"] == "ready"})
 
     def wait_ready(self, timeout: float = 30) -> None:
         wait_for(lambda: self.ready() >= self.clients, timeout, f"{self.clients} JS clients ready ({self.out})")
+
+    def progress(self, timeout: float = 15) -> dict[str, Any]:
+        """Connected sockets and, per room, the lowest last seq any of them holds, asked now."""
+        assert self.proc.stdin is not None
+        before = sum(1 for e in self.events() if e["ev"] == "progress")
+        self.proc.stdin.write(b"progress\n")
+        self.proc.stdin.flush()
+        answers = wait_for(
+            lambda: [e for e in self.events() if e["ev"] == "progress"][before:], timeout, f"progress from {self.out}"
+        )
+        return answers[0]  # type: ignore[no-any-return]
 
     def summary(self) -> list[dict[str, Any]]:
         assert self.proc.stdin is not None

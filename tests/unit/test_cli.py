@@ -124,3 +124,14 @@ def test_console_script_fails_cleanly(bad_file: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "spec: I1:" in proc.stderr
+
+
+def test_operator_ports_are_checked_and_0_means_none(capsys: pytest.CaptureFixture[str]) -> None:
+    from wsfleet_operator.handlers import Options, liveness_endpoint  # noqa: PLC0415 - loads kopf
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["operator", "--health-port", "70000"])
+    assert exit_.value.code == 2
+    assert "--health-port: 70000: a port is 0 (none) to 65535" in capsys.readouterr().err
+    assert liveness_endpoint(Options(health_port=0)) is None, "no URL without a port: kopf would bind port 80"
+    assert liveness_endpoint(Options(health_port=8080, bind="127.0.0.1")) == "http://127.0.0.1:8080/healthz"

@@ -38,6 +38,18 @@ POD_CIDR = "10.244.0.0/16"
 ZONES = ("zone-a", "zone-b", "zone-c")
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 START_TIMEOUT = 120.0
+OPERATOR_USER = "wsfleet-operator"
+WRITE_VERBS = ["create", "update", "patch", "delete", "deletecollection"]
+# Metadata of every write by the operator's user, once each (at ResponseComplete); nothing else.
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived", "ResponseStarted"],
+    "rules": [
+        {"level": "Metadata", "users": [OPERATOR_USER], "verbs": WRITE_VERBS},
+        {"level": "None"},
+    ],
+}
 
 
 class ClusterError(RuntimeError):
@@ -90,6 +102,16 @@ class DevCluster:
         return self.dir / "kubeconfig"
 
     @property
+    def operator_kubeconfig(self) -> Path:
+        """The kubeconfig of user OPERATOR_USER (system:masters): the operator's, in the tests."""
+        return self.dir / "operator.kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        """JSON lines: every write by OPERATOR_USER (AUDIT_POLICY)."""
+        return self.dir / "logs" / "audit.log"
+
+    @property
     def state_file(self) -> Path:
         return self.dir / "state.json"
 
@@ -111,6 +133,8 @@ class DevCluster:
             "system:kube-controller-manager": None,
             "system:kube-scheduler": None,
             "kwok": "system:masters",
+            # the operator's own identity, so the audit log tells its writes from kubectl's
+            OPERATOR_USER: "system:masters",
         }
         certs = pki.create(self.dir / "pki", clients, service_ip=SERVICE_CIDR_FIRST_IP)
         for cn, fname in (
@@ -118,6 +142,7 @@ class DevCluster:
             ("system:kube-controller-manager", "controller-manager.kubeconfig"),
             ("system:kube-scheduler", "scheduler.kubeconfig"),
             ("kwok", "kwok.kubeconfig"),
+            (OPERATOR_USER, "operator.kubeconfig"),
         ):
             cfg = _kubeconfig(self.server, certs.ca_cert, certs.cert(cn), certs.key(cn), cn)
             (self.dir / fname).write_text(yaml.safe_dump(cfg))
@@ -199,7 +224,15 @@ class DevCluster:
         self._wait(lambda: _http_ok(f"{client}/health"), "etcd /health")
 
     def _start_apiserver(self, certs: pki.Pki, out: TextIO) -> None:
+        policy = self.dir / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump(AUDIT_POLICY))
         args = [
+            # every write by the operator's user, dry runs included (they carry dryRun=All in
+            # their requestURI): a test counts them independently of the operator's own counters
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",  # the entry is written before the request is answered
             f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",

@@ -30,9 +30,16 @@ KIND = ("networking.k8s.io/v1", "NetworkPolicy")
 DNS_PORT = 53
 
 
+def _selector(labels: dict[str, str]) -> dict[str, Any]:
+    """A label selector as the API server stores it: {} (everything) has no matchLabels. An
+    applied `matchLabels: {}` is stored without it, and the API server counts each apply of it as
+    a change (a new generation): the operator then rewrote the policy on every event it caused."""
+    return {"matchLabels": dict(labels)} if labels else {}
+
+
 def _peers(peers: Peers) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"namespaceSelector": {"matchLabels": dict(labels)}} for labels in peers.namespaces]
-    out += [{"podSelector": {"matchLabels": dict(labels)}} for labels in peers.pods]
+    out: list[dict[str, Any]] = [{"namespaceSelector": _selector(labels)} for labels in peers.namespaces]
+    out += [{"podSelector": _selector(labels)} for labels in peers.pods]
     out += [{"ipBlock": {"cidr": cidr}} for cidr in peers.cidrs]
     return out
 

@@ -27,6 +27,7 @@ import pytest
 
 from tests.support.crowd import Crowd, Publisher, publish_during, verify
 from tests.support.processes import HAProxy, Workload, http, wait_for
+from wsfleet_operator.accounting import Expect
 from wsfleet_workload import contract as c
 
 ROOMS = ["r1", "r2"]
@@ -49,8 +50,8 @@ def crowd(tmp_path: Path) -> Iterator[Callable[[str], Crowd]]:
         c_.close()
 
 
-def _publish_around(lb: HAProxy, action: Callable[[], None]) -> Publisher:
-    return publish_during(lb.url, ROOMS, action)
+def _publish_around(lb: HAProxy, clients: Crowd, action: Callable[[], None]) -> Publisher:
+    return publish_during(lb.url, ROOMS, action, settled=clients.unsettled, delivered=clients.delivered)
 
 
 @pytest.mark.parametrize("prestop", [True, False], ids=["prestop-then-sigterm", "bare-sigterm"])
@@ -82,9 +83,9 @@ def test_drain_moves_every_client_without_loss(
         observed["exit"] = a.wait(10)
         observed["exit_seconds"] = time.monotonic() - started
 
-    pub = _publish_around(lb, drain)
+    pub = _publish_around(lb, clients, drain)
     seen = clients.seen()
-    stats = verify(pub, seen, gone={"a"})
+    stats = verify(pub, seen, gone={"a"}, expect=Expect(max_uncertain=0))  # a drain fails no request
 
     assert observed["ready"][1]["status"] == "draining"
     status, headers, body = observed["handshake"]
@@ -106,7 +107,6 @@ def test_drain_moves_every_client_without_loss(
     assert stats["lost"] == 0
     assert stats["reasons"].get("transport close", 0) >= 1
     assert stats["messages"] > 100
-    assert not any(pub.uncertain.values()), "a drain fails no request"
     phases = [e["phase"] for e in a.events(event="drain")]
     assert phases == ["unready", "announced", "closed", "done"], phases
 
@@ -123,8 +123,9 @@ def test_crash_clients_recover_through_replay(
         a.signal(signal.SIGKILL)
         a.wait(5)
 
-    pub = _publish_around(lb, crash)
-    stats = verify(pub, clients.seen(), gone={"a"})
+    pub = _publish_around(lb, clients, crash)
+    # one request in flight when `a` died may fail (HAProxy's 502): published or not, unknown
+    stats = verify(pub, clients.seen(), gone={"a"}, expect=Expect(max_uncertain=1))
     assert stats["moved"] >= 3
     assert b.metric(c.METRIC_REPLAY, result="hit") >= stats["moved"]
     assert b.metric(c.METRIC_REPLAY, result="miss") == 0
