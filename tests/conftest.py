@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,13 +27,50 @@ settings.register_profile("dev", max_examples=100, deadline=None, suppress_healt
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+def secret_forms(secret: str) -> list[tuple[str, str]]:
+    """The ways a secret can show up in text: as it is, URL-encoded (in a URL's userinfo or a
+    query), and base64 (a Secret's data, a basic-auth header) at each of the three alignments it
+    can have inside a longer encoded value (the characters that depend on its bytes alone)."""
+    raw = secret.encode()
+    forms = [("as is", secret), ("URL-encoded", urllib.parse.quote(secret, safe=""))]
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + raw).decode()
+        forms.append((f"base64 (offset {pad})", encoded[-(-pad * 4 // 3) : (pad + len(raw)) * 4 // 3]))
+    unique: dict[str, str] = {}
+    for how, text in forms:
+        unique.setdefault(text, how)  # a secret that needs no URL-encoding is one form, "as is"
+    return [(how, text) for text, how in unique.items()]
+
+
+def find_secrets(text: str) -> list[str]:
+    """Which test secret appears in `text`, and in which form."""
+    return [f"{SECRET_NAMES[s]} ({how})" for s in ALL_SECRETS for how, form in secret_forms(s) if form in text]
+
+
+# Files the suite's processes write: logs, and the JS clients' event streams (.jsonl). etcd's data
+# and the dev cluster's PKI hold secrets by design (a Secret object, private keys) and are no log.
+SCANNED = {".log", ".jsonl", ".out", ".txt"}
+CAPTURED_LEAKS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """pytest's captured output of each test phase (stdout, stderr, log records, a failure's
+    report): a secret must not be printed there either."""
+    texts = [content for _, content in report.sections]
+    if report.longrepr is not None:
+        texts.append(str(report.longrepr))
+    for text in texts:
+        CAPTURED_LEAKS.extend(f"{report.nodeid} ({report.when}): {leak}" for leak in find_secrets(text))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_in_any_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """After the whole session: no log any process of the suite wrote (workloads, the operator,
-    the control plane, Redis, HAProxy) contains a test secret's value."""
+    the control plane, Redis, HAProxy, the JS clients) nor any output pytest captured contains a
+    test secret, as it is or encoded."""
     yield
-    leaks = []
-    for path in sorted(tmp_path_factory.getbasetemp().rglob("*.log")):
-        text = path.read_text(errors="replace")
-        leaks += [f"{path}: {SECRET_NAMES[s]}" for s in ALL_SECRETS if s in text]
-    assert not leaks, "secret values in logs:\n" + "\n".join(leaks)
+    leaks = list(CAPTURED_LEAKS)
+    for path in sorted(tmp_path_factory.getbasetemp().rglob("*")):
+        if path.suffix in SCANNED and path.is_file():
+            leaks += [f"{path}: {leak}" for leak in find_secrets(path.read_text(errors="replace"))]
+    assert not leaks, "secret values in logs or captured output:\n" + "\n".join(leaks)

@@ -32,6 +32,23 @@ from wsfleet_workload.logs import LogFormat
 
 log = logging.getLogger("wsfleet.operator")
 
+# RBAC, from here: deploy/operator/rbac.yaml grants CHILD_VERBS on every kind the renderers own
+# (render.owned_kinds) and OWN_ACCESS, nothing else; tests/integration/test_install.py compares.
+# Children: server-side apply (create + patch), drift watch (get, list, watch), pruning (delete).
+CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
+OWN_ACCESS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    # the resource itself: kopf keeps its bookkeeping in annotations (patch); status is ours
+    (GROUP, PLURAL, ("get", "list", "watch", "patch")),
+    (GROUP, f"{PLURAL}/status", ("get", "patch", "update")),
+    # kopf's cluster-wide discovery (the namespaced install runs without it: CLUSTER_SCOPED)
+    ("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch")),
+    ("", "namespaces", ("list", "watch")),
+    # one event per write and per refusal
+    ("", "events", ("create", "patch")),
+    ("events.k8s.io", "events", ("create", "patch")),
+)
+CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces"}
+
 # Core kinds watched for drift; CRD-backed children are covered by the resync timer.
 WATCHED_CHILDREN = (
     ("apps", "v1", "deployments"),

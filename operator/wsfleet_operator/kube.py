@@ -14,6 +14,8 @@ object, forbidden) becomes :class:`Rejected` with its message.
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import email.utils
 import json
 import time
 from collections import Counter
@@ -32,6 +34,8 @@ Manifest = dict[str, Any]
 Outcome = Literal["created", "updated", "unchanged"]
 
 RETRY_STATUSES = {409, 429, 500, 502, 503, 504}
+DEFAULT_RETRY_DELAY = 5.0  # seconds, when the API server names none
+MAX_RETRY_DELAY = 300.0  # a Retry-After far in the future still retries within the resync's reach
 MISSING_KIND_TTL = 60.0  # seconds
 
 
@@ -51,16 +55,35 @@ class NamespaceTerminating(Rejected):
     """The namespace is being deleted: there is nothing left to reconcile in it."""
 
 
+def retry_delay(value: str | None, now: dt.datetime | None = None) -> float:
+    """Seconds to wait from a Retry-After header (RFC 9110: delay-seconds or an HTTP date), within
+    [0, MAX_RETRY_DELAY]; DEFAULT_RETRY_DELAY when it is absent or unreadable."""
+    if not value:
+        return DEFAULT_RETRY_DELAY
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return DEFAULT_RETRY_DELAY
+        if when.tzinfo is None:  # an obsolete date form without a zone: HTTP dates are GMT
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return DEFAULT_RETRY_DELAY
+    return min(max(seconds, 0.0), MAX_RETRY_DELAY)
+
+
 def _translate(exc: k8s.ApiException, what: str) -> Exception:
     try:
         message = json.loads(exc.body or "{}").get("message", exc.reason)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):  # not JSON, or JSON that is not an object
         message = exc.reason
     if exc.status == 403 and "being terminated" in str(message):
         return NamespaceTerminating(f"{what}: {message}")
     if exc.status in RETRY_STATUSES:
-        retry_after = (exc.headers or {}).get("Retry-After")
-        return Retry(f"{what}: {exc.status} {message}", float(retry_after) if retry_after else 5.0)
+        return Retry(f"{what}: {exc.status} {message}", retry_delay((exc.headers or {}).get("Retry-After")))
     return Rejected(f"{what}: {exc.status} {message}")
 
 

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -22,6 +23,7 @@ from tests.conftest import ROOT
 from tests.integration.conftest import RESYNC, Kubectl, Operator, example, wait_until
 from tests.integration.test_operator import apply_ok, wait_ready
 from wsfleet_operator.devcluster import cluster
+from wsfleet_operator.handlers import CHILD_VERBS, CLUSTER_SCOPED, OWN_ACCESS
 from wsfleet_operator.render import owned_kinds
 
 SA = "system:serviceaccount:wsfleet-system:wsfleet-operator"
@@ -39,6 +41,38 @@ def test_operator_pod_is_admitted_under_restricted(installed: Kubectl) -> None:
         return pods.split() == ["Running"]
 
     wait_until(running, 60, "the operator pod to run in the restricted wsfleet-system namespace")
+
+
+def _granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+
+
+def _needed(kubectl: Kubectl, cluster_scoped: bool) -> set[tuple[str, str, str]]:
+    """What the code says the operator touches: CHILD_VERBS on each owned kind, resolved to its
+    resource name by the API server's discovery, and OWN_ACCESS."""
+    out: set[tuple[str, str, str]] = set()
+    for api_version, kind in owned_kinds():
+        group = api_version.rpartition("/")[0]
+        path = f"/apis/{api_version}" if group else f"/api/{api_version}"
+        listing = json.loads(kubectl("get", "--raw", path).stdout)
+        (plural,) = [r["name"] for r in listing["resources"] if r["kind"] == kind and "/" not in r["name"]]
+        out |= {(group, plural, v) for v in CHILD_VERBS}
+    for group, resource, verbs in OWN_ACCESS:
+        if cluster_scoped or resource not in CLUSTER_SCOPED:
+            out |= {(group, resource, v) for v in verbs}
+    return out
+
+
+@pytest.mark.parametrize(("install", "kind"), [("operator", "ClusterRole"), ("operator-namespaced", "Role")])
+def test_rbac_grants_exactly_what_the_operator_touches(kubectl: Kubectl, install: str, kind: str) -> None:
+    """Least privilege as an equality: a grant the code does not need, or a need without a grant,
+    fails here; a new child kind must come with its rule."""
+    docs = yaml.safe_load_all(kubectl("kustomize", str(ROOT / "deploy" / install)).stdout)
+    (role,) = [d for d in docs if d["kind"] == kind]
+    granted, needed = _granted(role["rules"]), _needed(kubectl, cluster_scoped=kind == "ClusterRole")
+    assert granted == needed, (
+        f"granted, not needed: {sorted(granted - needed)}; needed, not granted: {sorted(needed - granted)}"
+    )
 
 
 @pytest.mark.parametrize(

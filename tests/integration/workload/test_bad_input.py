@@ -25,6 +25,7 @@ import http.client
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jwt
@@ -80,10 +81,21 @@ def ack(ws: websocket.WebSocket, request: str) -> dict[str, Any]:
             return json.loads(frame[3:])[0]  # type: ignore[no-any-return]
 
 
-def still_serving(w: Workload, room: str = "canary") -> None:
+def still_serving(w: Workload, room: str = "canary", *, retry_refused: bool = False) -> None:
+    """A new client connects, joins and gets what is published. With `retry_refused`, a handshake
+    refused with 503 is tried again after a second, as a client told Retry-After: 1 does."""
+
     async def check() -> None:
-        client = PyClient(w.url, [room])
-        await client.connect()
+        for _ in range(10):
+            client = PyClient(w.url, [room])
+            try:
+                await client.connect()
+                break
+            except socketio.exceptions.ConnectionError:
+                await client.close()
+                if not retry_refused:
+                    raise
+                await asyncio.sleep(1)
         for seq in range(1, 6):
             w.publish(room, {"seq": seq})
         for _ in range(30):
@@ -266,17 +278,27 @@ def test_jwt_is_checked_and_rooms_follow_the_claims(workloads: Callable[..., Wor
 
 
 def test_handshake_flood_gets_503_with_retry_after(workloads: Callable[..., Workload]) -> None:
+    """30 handshakes at once against a limit of 5/s per address: the bucket holds 5 and refills at
+    5/s, so however slowly this machine sends them, no more than 5 x (1 + the flood's seconds)
+    are admitted, and every other one is a 503 the metric counts."""
     w = workloads("a", WSFLEET_HANDSHAKES_PER_SECOND_PER_IP="5")
-    answers = [http_call("GET", w.url + c.SOCKETIO_PATH + "?EIO=4&transport=polling") for _ in range(30)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(30) as pool:
+        answers = list(
+            pool.map(lambda _: http_call("GET", w.url + c.SOCKETIO_PATH + "?EIO=4&transport=polling"), range(30))
+        )
+    elapsed = time.monotonic() - started
     refused = [a for a in answers if a[0] == 503]
-    assert 15 <= len(refused) <= 25, [a[0] for a in answers]
+    admitted = [a for a in answers if a[0] == 200]
+    assert len(refused) + len(admitted) == 30, [a[0] for a in answers]
+    assert len(admitted) <= 5 * (1 + elapsed), (len(admitted), elapsed)
+    assert refused, f"nothing refused in {elapsed:.1f} s"
     _, headers, body = refused[0]
     assert {k.lower(): v for k, v in headers.items()}["retry-after"] == "1"
     assert body["reason"] == "rate_limit_ip"
     assert "limit 5/s" in body["error"]
     assert w.metric(c.METRIC_HANDSHAKE_REJECTIONS, reason="rate_limit_ip") == len(refused)
-    time.sleep(1.2)
-    still_serving(w)
+    still_serving(w, retry_refused=True)
 
 
 def test_slow_consumer_is_cut_off_and_others_are_not(workloads: Callable[..., Workload]) -> None:
@@ -347,7 +369,8 @@ def test_a_polling_post_of_a_packet_no_client_sends_closes_the_session_at_once(
     started = time.monotonic()
     status, _, body = http_call("POST", url, b"6", timeout=5)
     assert status == 400, (status, body)
-    assert time.monotonic() - started < 2, "answered at once"
+    # before the heartbeat (2 s + 2 s) could have ended the session: the NOOP did
+    assert time.monotonic() - started < 4, "answered at once, not when the heartbeat ran out"
     status, _, body = http_call("GET", url, timeout=5)
     assert status == 400, "the session is gone"
     assert sid in str(body), body
@@ -375,7 +398,9 @@ def test_a_websocket_client_that_stops_answering_pings_is_closed_and_one_that_an
     started = time.monotonic()
     pings: dict[str, list[float]] = {"mute": [], "alive": []}
     closed_at = None
-    while time.monotonic() - started < 3 * (interval + timeout):
+    # until the mute one is closed and the other has answered 4 PINGs (a minute at most: a busy
+    # machine delays PINGs, it cannot bring them early)
+    while (closed_at is None or len(pings["alive"]) < 4) and time.monotonic() - started < 60:
         for name, ws in (("alive", alive), ("mute", mute)):
             if name == "mute" and closed_at is not None:
                 continue
@@ -397,8 +422,8 @@ def test_a_websocket_client_that_stops_answering_pings_is_closed_and_one_that_an
     assert closed_at is not None, f"the mute client was never closed (PINGs at {pings['mute']})"
     assert len(pings["mute"]) == 1, pings
     first = pings["mute"][0]
-    assert interval - 0.5 < first < interval + 1.0, pings
-    assert timeout - 0.5 < closed_at - first < timeout + 1.5, (first, closed_at)
+    assert first > interval - 0.5, f"the first PING came before pingInterval: {pings}"
+    assert closed_at - first > timeout - 0.5, f"closed before pingTimeout ran out: {first}, {closed_at}"
     assert len(pings["alive"]) >= 4, pings  # re-armed after every PONG
     assert ack(alive, '421["presence",{"room":"lobby"}]')["ok"] is True
     wait_for(lambda: w.events(message="disconnected: ping timeout"), 5, "the mute client's disconnect logged")

@@ -6,6 +6,7 @@ tests/unit/workload/test_collector.py, against the real collector in-process."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,10 +28,21 @@ def test_a_connect_burst_is_seen_and_served(workloads: Callable[..., Workload], 
             ended = a.events(logger="wsfleet.collector")
             return bool(ended) and a.metric(c.METRIC_GC_BURSTS) == len(ended)
 
-        wait_for(over, 5, "the burst seen and over")
-        bursts = a.events(logger="wsfleet.collector")  # one, or more if the arrivals paused for a tick
-        assert "paused for a burst of connections (0 -> " in bursts[0]["message"], bursts
-        assert all("paused for a burst of connections" in b["message"] for b in bursts), bursts
+        wait_for(over, 30, "the burst seen and over")
+        # One burst, or more if the arrivals paused for a tick (a busy machine); where each starts
+        # depends on how many handshakes came before the first tick that saw 20 more: not asserted.
+        bursts = a.events(logger="wsfleet.collector")
+        spans = []
+        for b in bursts:
+            m = re.fullmatch(
+                r"garbage collector paused for a burst of connections \((\d+) -> (\d+) in [\d.]+ s\); "
+                r"what they hold is frozen",
+                b["message"],
+            )
+            assert m, b
+            spans.append((int(m.group(1)), int(m.group(2))))
+        assert all(0 <= start < end <= CLIENTS for start, end in spans), spans
+        assert spans[0][0] < CLIENTS - 20, f"the first burst was seen while the clients arrived: {spans}"
 
         async def after() -> None:
             late = PyClient(a.url, ["lobby"])
