@@ -213,6 +213,21 @@ def crd_yaml() -> str:
 # ---------------------------------------------------------------------------
 
 
+def default_cell(default: Any) -> str:
+    """A default as one Markdown table cell: `25s`, `3001`, `true`, `[websocket, polling]`.
+    (yaml.safe_dump of a lone scalar ends its document with a '...' line, which broke the cell.)"""
+    if default is None or default == {}:
+        return ""
+    if isinstance(default, bool):
+        text = "true" if default else "false"
+    elif isinstance(default, dict | list):
+        text = yaml.safe_dump(default, default_flow_style=True, width=10_000).strip()
+    else:
+        text = str(default)
+    escaped = text.replace("|", "\\|")
+    return f"`{escaped}`"
+
+
 def _rows(schema: dict[str, Any], path: str) -> list[tuple[str, str, str, str]]:
     rows = []
     for name, sub in schema.get("properties", {}).items():
@@ -220,11 +235,7 @@ def _rows(schema: dict[str, Any], path: str) -> list[tuple[str, str, str, str]]:
         kind = sub.get("type", "int-or-string" if sub.get("x-kubernetes-int-or-string") else "object")
         if "enum" in sub:
             kind = " \\| ".join(str(v) for v in sub["enum"])
-        default = sub.get("default")
-        shown = (
-            "" if default is None or default == {} else f"`{yaml.safe_dump(default, default_flow_style=True).strip()}`"
-        )
-        rows.append((here, kind, shown, sub.get("description", "").replace("|", "\\|")))
+        rows.append((here, kind, default_cell(sub.get("default")), sub.get("description", "").replace("|", "\\|")))
         if sub.get("type") == "object":
             rows += _rows(sub, here)
         elif sub.get("type") == "array" and sub.get("items", {}).get("type") == "object":

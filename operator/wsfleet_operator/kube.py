@@ -17,6 +17,7 @@ import copy
 import datetime as dt
 import email.utils
 import json
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ def retry_delay(value: str | None, now: dt.datetime | None = None) -> float:
         if when.tzinfo is None:  # an obsolete date form without a zone: HTTP dates are GMT
             when = when.replace(tzinfo=dt.UTC)
         seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
-    if seconds != seconds:  # NaN
+    if math.isnan(seconds):
         return DEFAULT_RETRY_DELAY
     return min(max(seconds, 0.0), MAX_RETRY_DELAY)
 

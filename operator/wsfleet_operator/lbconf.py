@@ -64,6 +64,9 @@ global
     timeout server {t.idle}s
     timeout tunnel {t.idle}s
     timeout client-fin 5s
+    # the client's address for the pods (limits.handshakesPerSecondPerIp, logs): without it every
+    # client has the load balancer's, and the per-address limit becomes one for the whole LB
+    option forwardfor
     # a handshake refused by a draining pod (503) or a pod gone mid-connect is retried on another
     retries 3
     option redispatch 1

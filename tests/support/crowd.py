@@ -124,7 +124,7 @@ def publish_during(
 class Seen:
     """One client, as the checks see it, whatever its library."""
 
-    kind: str  # js-websocket, js-polling, py-websocket, py-polling
+    kind: str  # library and transports: js-websocket, js-polling+websocket, js-polling, py-websocket, ...
     pods: list[str]
     seqs: dict[str, list[int]]
     rooms: list[str]
@@ -190,7 +190,7 @@ class Crowd:
         for fleet, rooms, transports in self.fleets:
             for s in fleet.summary():
                 out.append(Seen(
-                    f"js-{transports.split(',')[0]}", s["pods"], s["seqs"], rooms, s["connected"], s["gaps"],
+                    f"js-{transports.replace(',', '+')}", s["pods"], s["seqs"], rooms, s["connected"], s["gaps"],
                     s["unrecovered"], s["dups"], s["shutdowns"], s["reasons"], s["connectErrors"], s["reconnectMs"],
                 ))  # fmt: skip
         for p in self.py:
@@ -201,7 +201,7 @@ class Crowd:
                 1 for s in p.sessions[1:] for room, r in s["rooms"].items() if room != "*" and not r.get("recovered")
             )
             out.append(Seen(
-                f"py-{p.transports[0]}", [s["pod"] for s in p.sessions], dict(p.seqs), p.rooms, p.sio.connected,
+                f"py-{'+'.join(p.transports)}", [s["pod"] for s in p.sessions], dict(p.seqs), p.rooms, p.sio.connected,
                 p.gaps, unrecovered, p.dups, len(p.shutdowns), reasons, len(p.connect_errors), p.reconnect_ms,
             ))  # fmt: skip
         return out

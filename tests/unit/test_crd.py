@@ -123,3 +123,38 @@ def test_field_level_duration_cel_agrees_with_the_parser() -> None:
                     assert str(message.evaluate(act)).startswith(f"'{text}' must be"), path
     assert checked <= bounds
     assert (1, None) in checked
+
+
+def _cells(line: str) -> list[str]:
+    """A Markdown table row's cells (a `\\|` inside a cell is no separator)."""
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def test_reference_table_cells_hold_the_defaults_of_the_schema() -> None:
+    """Each field is one row of four cells, and its Default cell reads back (as YAML) as the
+    schema's default: no YAML end-of-document marker, no value cut over two lines."""
+    text = crd.reference_markdown()
+    spec_table = text.split("## Spec", 1)[1].split("## Rules", 1)[0].strip().splitlines()
+    rows = [_cells(line) for line in spec_table[2:]]
+    assert all(line.startswith("| ") and line.endswith(" |") for line in spec_table[2:]), "a row spans lines"
+    assert all(len(r) == 4 for r in rows), [r for r in rows if len(r) != 4][:3]
+
+    def schema_at(path: str) -> dict[str, Any]:
+        node = crd.spec_schema()
+        for part in path.removeprefix("spec.").split("."):
+            name = part.removesuffix("[]")
+            node = node["properties"][name]
+            if part.endswith("[]"):
+                node = node["items"]
+        return node
+
+    checked = 0
+    for field, _, default, _ in rows:
+        expected = schema_at(field.strip("`")).get("default")
+        if expected in (None, {}):
+            assert default == "", (field, default)
+            continue
+        assert re.fullmatch(r"`[^`]+`", default), (field, default)
+        assert yaml.safe_load(default.strip("`")) == expected, (field, default, expected)
+        checked += 1
+    assert checked >= 30, f"only {checked} defaults shown"

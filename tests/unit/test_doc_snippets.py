@@ -1,5 +1,5 @@
 """Every code block of README.md and docs/ is run or checked by a test (tests/support/snippets.py
-says which). This module holds the ones that need no cluster, Redis or browser.
+says which, and whether it is run as written or only checked). This module holds the ones that need no cluster, Redis or browser.
 
 | tag        | check                                                                       |
 |------------|-----------------------------------------------------------------------------|
@@ -35,7 +35,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.support import tools
-from tests.support.snippets import RUNNERS, Snippet, snippets, tagged
+from tests.support.snippets import CHECKED, RUN, RUNNERS, Snippet, snippets, tagged
 from wsfleet_operator import cli
 from wsfleet_workload import contract as c
 from wsfleet_workload import logs
@@ -55,6 +55,15 @@ def test_every_block_has_a_runner() -> None:
     assert len(blocks) >= 30
     untagged = [f"{s.where} ```{s.lang} {s.tag}" for s in blocks if s.tag not in RUNNERS]
     assert not untagged, f"code blocks no test runs (tag them; tests/support/snippets.py lists the tags): {untagged}"
+
+
+def test_every_tag_says_whether_its_blocks_are_run_or_checked() -> None:
+    kinds = {tag: kind for tag, (kind, _) in RUNNERS.items()}
+    assert set(kinds.values()) == {RUN, CHECKED}, kinds
+    # the README's claim, in its words: these are run as written
+    assert {t for t, k in kinds.items() if k == RUN} == {
+        "cli", "bad-spec", "tour", "tour-client", "install", "cluster", "workload-run", "js-client", "publish"
+    }  # fmt: skip
 
 
 def test_every_tag_is_used() -> None:

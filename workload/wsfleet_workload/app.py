@@ -55,6 +55,7 @@ Send = Callable[[Message], Awaitable[None]]
 class Workload:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.exiting_now = False  # a second signal: no drain, no lifespan shutdown (main.Server)
         self.metrics = Metrics()
         # A reconnect wave runs hundreds of commands at once: they queue for one of 64 connections
         # (up to 5 s) instead of failing as the default pool does when it runs out.
@@ -157,7 +158,15 @@ class Workload:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
-            message = await receive()
+            try:
+                message = await receive()
+            except asyncio.CancelledError:
+                # A second signal forces the exit: uvicorn skips the lifespan shutdown, and the
+                # event loop's end cancels this wait. That is the exit asked for, not an error
+                # (uvicorn would log "Exception in 'lifespan' protocol" with a traceback).
+                if self.exiting_now:
+                    return
+                raise
             if message["type"] == "lifespan.startup":
                 await self.start()
                 await send({"type": "lifespan.startup.complete"})

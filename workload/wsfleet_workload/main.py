@@ -41,7 +41,15 @@ class Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         drain = self.workload.drain
         if self._loop is None or drain._task is not None or self.should_exit:
-            log.warning("signal %s during the drain: exiting now", signal.Signals(sig).name)
+            # Normal under a kubelet (a second `kubectl delete`, a shorter grace period): a warning
+            # that says what it cuts short, not an error. Clients still here reconnect and resume.
+            name = signal.Signals(sig).name
+            if self._loop is None:
+                log.warning("signal %s before start-up was complete: exiting now", name)
+            else:
+                left = len(self.workload.sio.eio.sockets)
+                log.warning("signal %s again during the drain: exiting now; connections not yet moved: %d", name, left)
+            self.workload.exiting_now = True
             self.should_exit = self.force_exit = True
             return
         log.info("signal %s: draining before shutdown", signal.Signals(sig).name)
