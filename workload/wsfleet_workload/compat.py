@@ -625,7 +625,14 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         if self.last_ping is None or self.closing or self.closed:
             return
         self.server.logger.info("%s: Client is gone, closing socket", self.sid)
-        _spawn(self.close(wait=False, abort=False, reason=self.server.reason.PING_TIMEOUT))
+        # The transport is closed without an Engine.IO CLOSE packet. python-engineio sends one
+        # unless its own overdue check stops it (time.time() against this timer's monotonic
+        # clock: a timer on time can still send it), and python-socketio's client takes a CLOSE
+        # for "server disconnect" and never reconnects: a client that was only slow was lost
+        # for good (seen in the 1000-client rolling restart). Without it, every client sees its
+        # transport end and reconnects with its offsets; Node's engine.io closes a timed-out
+        # WebSocket the same way.
+        _spawn(self.close(wait=False, abort=True, reason=self.server.reason.PING_TIMEOUT))
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         if self._timer is not None:
