@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.support.processes import JsonLines
 from tests.support.secrets import REDIS_PASSWORD
 from wsfleet_operator.devcluster import build, cluster
 
@@ -221,24 +222,9 @@ class Operator:
         self.proc = None
 
 
-@dataclass
-class Audit:
+class Audit(JsonLines):
     """The API server's audit log of the operator's writes (devcluster.AUDIT_POLICY), read as it
     grows: what the operator wrote, counted by the API server rather than by the operator."""
-
-    path: Path
-    events: list[dict[str, Any]] = field(default_factory=list)
-    _offset: int = 0
-
-    def read(self) -> list[dict[str, Any]]:
-        if self.path.exists():
-            with self.path.open("rb") as f:
-                f.seek(self._offset)
-                data = f.read()
-            whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next read
-            self._offset += len(whole)
-            self.events += [json.loads(x) for x in whole.splitlines() if x.strip()]
-        return self.events
 
     def writes(self, namespace: str, *, dry_run: bool = False) -> list[dict[str, Any]]:
         """The operator's create/update/patch/delete requests in `namespace` (answered), real ones

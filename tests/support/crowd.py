@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +42,6 @@ class Publisher(threading.Thread):
     @property
     def sent(self) -> dict[str, list[int]]:
         return self.ledger.acknowledged
-
-    @property
-    def uncertain(self) -> dict[str, set[int]]:
-        return self.ledger.uncertain
 
     def run(self) -> None:
         seq = 0
@@ -150,7 +147,7 @@ class Crowd:
     py: list[PyClient] = field(default_factory=list)
     # (fleet index, client id) -> connect errors before the crowd was ready (Python clients
     # connect one by one, and a failure there fails the set-up)
-    setup_errors: dict[tuple[int, int], int] = field(default_factory=dict)
+    setup_errors: Counter[tuple[int, int]] = field(default_factory=Counter)
 
     def js(self, clients: int, rooms: list[str], transports: str = "websocket") -> Crowd:
         self.fleets.append((JsFleet(self.workdir, self.url, clients, rooms, transports), rooms, transports))
@@ -169,11 +166,12 @@ class Crowd:
         scenario's: counted from here on."""
         for fleet, _, _ in self.fleets:
             fleet.wait_ready(timeout)
-        self.setup_errors = {}
-        for i, (fleet, _, _) in enumerate(self.fleets):
-            for e in fleet.events():
-                if e["ev"] == "connect_error":
-                    self.setup_errors[(i, e["id"])] = self.setup_errors.get((i, e["id"]), 0) + 1
+        self.setup_errors = Counter(
+            (i, e["id"])
+            for i, (fleet, _, _) in enumerate(self.fleets)
+            for e in fleet.events()
+            if e["ev"] == "connect_error"
+        )
         return self
 
     @property

@@ -393,6 +393,27 @@ backend workloads
             self.proc.wait(5)
 
 
+class JsonLines:
+    """A file of JSON lines that another process appends to, read as it grows: each read parses
+    only what was added since the last one (a line still being written waits for the next)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.items: list[dict[str, Any]] = []
+        self._offset = 0
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every JSON object line so far (other lines, such as a process's stderr, are skipped)."""
+        if self.path.exists():
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+            whole = data[: data.rfind(b"\n") + 1]
+            self._offset += len(whole)
+            self.items += [json.loads(x) for x in whole.splitlines() if x.startswith(b"{")]
+        return self.items
+
+
 class JsFleet:
     """N official socket.io-client sockets in one Node process (tests/js/fleet-client.mjs)."""
 
@@ -420,20 +441,13 @@ class JsFleet:
                 stdin=subprocess.PIPE,
             )
         self.clients = clients
-        self._read = 0
-        self._events: list[dict[str, Any]] = []
+        self._lines = JsonLines(self.out)
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event line so far, read from where the last call stopped: a test polls this
-        while hundreds of clients write to it, and re-reading the whole file each time held the
-        GIL long enough to starve the Python clients' event loop of their heartbeats."""
-        with open(self.out, "rb") as f:
-            f.seek(self._read)
-            data = f.read()
-        whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next call
-        self._read += len(whole)
-        self._events += [json.loads(x) for x in whole.splitlines() if x.startswith(b"{")]
-        return self._events
+        """Every event line so far. A test polls this while hundreds of clients write to it, and
+        re-reading the whole file each time held the GIL long enough to starve the Python
+        clients' event loop of their heartbeats: JsonLines reads only what is new."""
+        return self._lines.read()
 
     def ready(self) -> int:
         return len({e["id"] for e in self.events() if e["ev"] == "ready"})
