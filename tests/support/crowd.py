@@ -7,6 +7,7 @@ process) with python-socketio AsyncClients (one event loop on a thread), websock
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -120,6 +121,22 @@ def publish_during(
     return pub
 
 
+def _waiting_in(task: asyncio.Task[Any] | None) -> str:
+    """Where a task is suspended: its innermost frames (read from another thread: a hint for a
+    failure message, not a synchronised view)."""
+    if task is None or task.done():
+        return ""
+    frames: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None and len(frames) < 8:
+        frame = getattr(coro, "cr_frame", None)
+        if frame is None:
+            break
+        frames.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None)
+    return f", waiting in {' > '.join(frames)}" if frames else ""
+
+
 @dataclass
 class Seen:
     """One client, as the checks see it, whatever its library."""
@@ -186,11 +203,12 @@ class Crowd:
             if (n := f.progress()["connected"]) < f.clients
         ]
         down = [p for p in self.py if not p.sio.connected]
-        # python-socketio's own state, to tell a reconnect under way from a client that gave up
+        # python-socketio's own state, to tell a reconnect under way from a client that gave up,
+        # and where its reconnect task waits
         return out + [
             f"py-{'+'.join(p.transports)} (engine.io {p.sio.eio.state}, reconnecting "
             f"{p.sio._reconnect_task is not None}, reasons {p.reasons[-3:]}, connect errors "
-            f"{[str(e) for e in p.connect_errors[-2:]]})"
+            f"{[str(e) for e in p.connect_errors[-2:]]}{_waiting_in(p.sio._reconnect_task)})"
             for p in down
         ]
 
