@@ -621,9 +621,20 @@ class AsyncSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         self._arm(self.server.ping_timeout, self._pong_overdue)
 
     def _pong_overdue(self) -> None:
+        """pingTimeout has run out since the PING: the client is gone unless its PONG is waiting
+        to be read. uvloop (libuv) runs the timers that are due before it reads sockets, so a
+        process that was held up past pingTimeout (its cgroup's CPU quota spent on a busy node,
+        a long pause) would close every client whose PONG came meanwhile. The decision waits two
+        turns of the loop: the second runs after a read of every socket that has data."""
         self._timer = None
         if self.last_ping is None or self.closing or self.closed:
             return
+        loop = asyncio.get_running_loop()
+        loop.call_soon(loop.call_soon, self._gone)
+
+    def _gone(self) -> None:
+        if self.last_ping is None or self.closing or self.closed or self._timer is not None:
+            return  # the PONG was read (and the next PING armed), or the socket closed meanwhile
         self.server.logger.info("%s: Client is gone, closing socket", self.sid)
         # The transport is closed without an Engine.IO CLOSE packet. python-engineio sends one
         # unless its own overdue check stops it (time.time() against this timer's monotonic

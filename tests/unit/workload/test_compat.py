@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import sys
+import time
 from typing import Any
 
+import engineio
 import pytest
+import uvloop
 from engineio import packet as eio_packet
 from engineio.async_drivers import asgi
 from wsproto.frame_protocol import FrameProtocol, XorMaskerSimple
@@ -267,3 +271,49 @@ def test_a_packets_frame_is_wsprotos_server_frame(size: int, kind: str) -> None:
 def test_unmasking_is_wsprotos(size: int) -> None:
     mask, payload = b"\x9a\x01\xff\x37", bytes(range(256)) * (size // 256) + bytes(range(size % 256))
     assert compat._unmask(mask, payload) == XorMaskerSimple(mask).process(payload)
+
+
+@pytest.mark.parametrize("answered", [True, False], ids=["pong-waiting-to-be-read", "no-pong"])
+def test_a_pong_that_came_while_the_loop_was_held_up_keeps_the_socket(answered: bool) -> None:
+    """The workload runs on uvloop. When a callback that reads a socket is held up (the process's
+    cgroup CPU quota spent on a busy node, a long pause), the next turn of the loop runs the
+    timers that came due before it reads sockets again: the PONG deadline fires while the PONG
+    that came meanwhile waits unread. The socket must read it before it decides; a socket with no
+    PONG is still closed."""
+
+    async def scenario() -> tuple[bool, int]:
+        loop = asyncio.get_running_loop()
+        server = engineio.AsyncServer(async_mode="asgi", ping_interval=0.05, ping_timeout=0.05)
+        sock = compat.AsyncSocket(server, "sid")
+        sock.connected = True
+        client, client_peer = socket.socketpair()  # the client's connection: its PONG
+        other, other_peer = socket.socketpair()  # another connection, whose handling is held up
+        for s in (client, other):
+            s.setblocking(False)
+        loop.add_reader(client, lambda: client.recv(16) and sock.feed("3"))
+
+        def held_up() -> None:  # the PONG arrives, and its deadline passes, while this runs
+            other.recv(16)
+            if answered:
+                client_peer.send(b"3")
+            time.sleep(0.3)
+
+        loop.add_reader(other, held_up)
+        sock._ping()  # PING sent: the PONG deadline in 0.05 s
+        other_peer.send(b"x")
+        deadline = time.monotonic() + 30
+        # until it is closed, or the PONG re-armed the heartbeat and the next PING went out
+        while not sock.closed and sock.queue.qsize() < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for s in (client, other):
+            loop.remove_reader(s)
+        for s in (client, client_peer, other, other_peer):
+            s.close()
+        return sock.closed, sock.queue.qsize()
+
+    closed, pings = uvloop.run(scenario())
+    if answered:
+        assert not closed, "closed for ping timeout while its PONG was waiting to be read"
+        assert pings == 2, "the PONG re-armed the heartbeat"
+    else:
+        assert closed
