@@ -2,12 +2,12 @@
 every published sequence number of each of its rooms, once, in order.
 
 A Crowd mixes the official JS socket.io-client (tests/js/fleet-client.mjs, many sockets per Node
-process) with python-socketio AsyncClients (one event loop on a thread), websocket and polling.
+process) with python-socketio AsyncClients (tests/support/pyfleet.py, many per Python process),
+websocket and polling.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.processes import JsFleet, http, wait_for
-from tests.support.pyclient import LoopThread, PyClient
+from tests.support.processes import ClientFleet, JsFleet, PyFleet, http, wait_for
 from tests.support.secrets import API_KEY
 from wsfleet_operator.accounting import STRICT, Account, Expect, Ledger, Received, account
 from wsfleet_workload import contract as c
@@ -121,22 +120,6 @@ def publish_during(
     return pub
 
 
-def _waiting_in(task: asyncio.Task[Any] | None) -> str:
-    """Where a task is suspended: its innermost frames (read from another thread: a hint for a
-    failure message, not a synchronised view)."""
-    if task is None or task.done():
-        return ""
-    frames: list[str] = []
-    coro: Any = task.get_coro()
-    while coro is not None and len(frames) < 8:
-        frame = getattr(coro, "cr_frame", None)
-        if frame is None:
-            break
-        frames.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
-        coro = getattr(coro, "cr_await", None)
-    return f", waiting in {' > '.join(frames)}" if frames else ""
-
-
 @dataclass
 class Seen:
     """One client, as the checks see it, whatever its library."""
@@ -157,24 +140,22 @@ class Seen:
 
 @dataclass
 class Crowd:
+    """Client fleets, each a process of its own: JS (fleet-client.mjs) and Python (pyfleet.py)."""
+
     url: str
     workdir: Path
-    loop: LoopThread = field(default_factory=LoopThread)
-    fleets: list[tuple[JsFleet, list[str], str]] = field(default_factory=list)
-    py: list[PyClient] = field(default_factory=list)
-    # (fleet index, client id) -> connect errors before the crowd was ready (Python clients
-    # connect one by one, and a failure there fails the set-up)
+    fleets: list[tuple[ClientFleet, list[str], str]] = field(default_factory=list)  # fleet, rooms, kind
+    # (fleet index, client id) -> connect errors before the crowd was ready
     setup_errors: Counter[tuple[int, int]] = field(default_factory=Counter)
 
     def js(self, clients: int, rooms: list[str], transports: str = "websocket") -> Crowd:
-        self.fleets.append((JsFleet(self.workdir, self.url, clients, rooms, transports), rooms, transports))
+        fleet = JsFleet(self.workdir, self.url, clients, rooms, transports)
+        self.fleets.append((fleet, rooms, f"js-{transports.replace(',', '+')}"))
         return self
 
     def python(self, rooms: list[str], transports: str = "websocket", count: int = 1) -> Crowd:
-        for _ in range(count):
-            client = PyClient(self.url, rooms, transports=transports.split(","))
-            self.py.append(client)
-            self.loop.run(client.connect(), timeout=60)
+        fleet = PyFleet(self.workdir, self.url, count, rooms, transports)
+        self.fleets.append((fleet, rooms, f"py-{transports.replace(',', '+')}"))
         return self
 
     def wait_ready(self, timeout: float = 120) -> Crowd:
@@ -193,24 +174,17 @@ class Crowd:
 
     @property
     def size(self) -> int:
-        return sum(f.clients for f, _, _ in self.fleets) + len(self.py)
+        return sum(f.clients for f, _, _ in self.fleets)
 
     def unsettled(self) -> list[str]:
-        """The clients not connected now, by kind."""
-        out = [
-            f"{f.clients - n} of {f.clients} js-{t}"
-            for f, _, t in self.fleets
-            if (n := f.progress()["connected"]) < f.clients
-        ]
-        down = [p for p in self.py if not p.sio.connected]
-        # python-socketio's own state, to tell a reconnect under way from a client that gave up,
-        # and where its reconnect task waits
-        return out + [
-            f"py-{'+'.join(p.transports)} (engine.io {p.sio.eio.state}, reconnecting "
-            f"{p.sio._reconnect_task is not None}, reasons {p.reasons[-3:]}, connect errors "
-            f"{[str(e) for e in p.connect_errors[-2:]]}{_waiting_in(p.sio._reconnect_task)})"
-            for p in down
-        ]
+        """The clients not connected now, by kind (a Python fleet also says where each waits)."""
+        out: list[str] = []
+        for fleet, _, kind in self.fleets:
+            progress = fleet.progress()
+            if progress["connected"] < fleet.clients:
+                out.append(f"{fleet.clients - progress['connected']} of {fleet.clients} {kind}")
+                out += progress.get("away", [])[:20]
+        return out
 
     def delivered(self, ledger: Ledger) -> bool:
         """Every client holds the last acknowledged message of each of its rooms."""
@@ -219,36 +193,22 @@ class Crowd:
             held = fleet.progress()["last"]
             if any(held.get(r, 0) < last[r] for r in rooms if r in last):
                 return False
-        return all((p.seqs.get(r) or [0])[-1] >= last[r] for p in self.py for r in p.rooms if r in last)
+        return True
 
     def seen(self) -> list[Seen]:
         out: list[Seen] = []
-        for i, (fleet, rooms, transports) in enumerate(self.fleets):
+        for i, (fleet, rooms, kind) in enumerate(self.fleets):
             for s in fleet.summary():
                 errors = s["connectErrors"] - self.setup_errors.get((i, s["id"]), 0)
                 out.append(Seen(
-                    f"js-{transports.replace(',', '+')}", s["pods"], s["seqs"], rooms, s["connected"], s["gaps"],
+                    kind, s["pods"], s["seqs"], rooms, s["connected"], s["gaps"],
                     s["unrecovered"], s["dups"], s["shutdowns"], s["reasons"], errors, s["reconnectMs"],
                 ))  # fmt: skip
-        for p in self.py:
-            reasons: dict[str, int] = {}
-            for r in p.reasons:
-                reasons[r] = reasons.get(r, 0) + 1
-            unrecovered = sum(
-                1 for s in p.sessions[1:] for room, r in s["rooms"].items() if room != "*" and not r.get("recovered")
-            )
-            out.append(Seen(
-                f"py-{'+'.join(p.transports)}", [s["pod"] for s in p.sessions], dict(p.seqs), p.rooms, p.sio.connected,
-                p.gaps, unrecovered, p.dups, len(p.shutdowns), reasons, len(p.connect_errors), p.reconnect_ms,
-            ))  # fmt: skip
         return out
 
     def close(self) -> None:
         for fleet, _, _ in self.fleets:
             fleet.stop()
-        for p in self.py:
-            self.loop.run(p.close())
-        self.loop.close()
 
 
 def report(name: str, figures: dict[str, Any]) -> None:

@@ -414,31 +414,19 @@ class JsonLines:
         return self.items
 
 
-class JsFleet:
-    """N official socket.io-client sockets in one Node process (tests/js/fleet-client.mjs)."""
+class ClientFleet:
+    """N Socket.IO clients in one process that write JSON lines (``ready``, ``connect_error``,
+    and ``progress`` and ``summary`` when asked on stdin): the official JS socket.io-client
+    (JsFleet) or python-socketio (PyFleet)."""
 
-    def __init__(self, workdir: Path, url: str, clients: int, rooms: list[str], transports: str = "websocket") -> None:
-        node = shutil.which("node")
-        assert node, "node is not installed"
-        assert (JS / "node_modules" / "socket.io-client").exists(), "run `npm ci` in tests/js (.ci/run does)"
-        self.out = workdir / f"js-{free_port()}.jsonl"
+    def __init__(
+        self, name: str, argv: list[str], workdir: Path, url: str, *, clients: int, rooms: list[str], transports: str
+    ) -> None:
+        self.out = workdir / f"{name}-{free_port()}.jsonl"
+        args = ["--url", url, "--clients", str(clients), "--rooms", ",".join(rooms), "--transports", transports]
         with open(self.out, "wb") as out:
             self.proc = subprocess.Popen(
-                [
-                    node,
-                    str(JS / "fleet-client.mjs"),
-                    "--url",
-                    url,
-                    "--clients",
-                    str(clients),
-                    "--rooms",
-                    ",".join(rooms),
-                    "--transports",
-                    transports,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.PIPE,
+                argv + args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, cwd=ROOT
             )
         self.clients = clients
         self._lines = JsonLines(self.out)
@@ -453,7 +441,7 @@ class JsFleet:
         return len({e["id"] for e in self.events() if e["ev"] == "ready"})
 
     def wait_ready(self, timeout: float = 30) -> None:
-        wait_for(lambda: self.ready() >= self.clients, timeout, f"{self.clients} JS clients ready ({self.out})")
+        wait_for(lambda: self.ready() >= self.clients, timeout, f"{self.clients} clients ready ({self.out})")
 
     def progress(self, timeout: float = 15) -> dict[str, Any]:
         """Connected sockets and, per room, the lowest last seq any of them holds, asked now."""
@@ -470,11 +458,11 @@ class JsFleet:
         assert self.proc.stdin is not None
         self.proc.stdin.write(b"summary\n")
         self.proc.stdin.flush()
-        self.proc.wait(15)
+        self.proc.wait(30)
         for e in reversed(self.events()):
             if e["ev"] == "summary":
                 return e["clients"]  # type: ignore[no-any-return]
-        raise AssertionError(f"no summary from the JS fleet: {self.out.read_text()[-2000:]}")
+        raise AssertionError(f"no summary from the client fleet: {self.out.read_text()[-2000:]}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -482,3 +470,22 @@ class JsFleet:
             self.proc.wait(5)
         if self.proc.stdin is not None:
             self.proc.stdin.close()
+
+
+class JsFleet(ClientFleet):
+    """N official socket.io-client sockets in one Node process (tests/js/fleet-client.mjs)."""
+
+    def __init__(self, workdir: Path, url: str, clients: int, rooms: list[str], transports: str = "websocket") -> None:
+        node = shutil.which("node")
+        assert node, "node is not installed"
+        assert (JS / "node_modules" / "socket.io-client").exists(), "run `npm ci` in tests/js (.ci/run does)"
+        argv = [node, str(JS / "fleet-client.mjs")]
+        super().__init__("js", argv, workdir, url, clients=clients, rooms=rooms, transports=transports)
+
+
+class PyFleet(ClientFleet):
+    """N python-socketio clients in one Python process (tests/support/pyfleet.py)."""
+
+    def __init__(self, workdir: Path, url: str, clients: int, rooms: list[str], transports: str = "websocket") -> None:
+        argv = [sys.executable, "-m", "tests.support.pyfleet"]
+        super().__init__("py", argv, workdir, url, clients=clients, rooms=rooms, transports=transports)

@@ -4,9 +4,11 @@ handshake `auth` on every reconnect: the Python twin of tests/js/fleet-client.mj
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -25,15 +27,44 @@ async def _read_answers(session: aiohttp.ClientSession, ctx: Any, params: aiohtt
         await params.response.read()
 
 
+class _AsyncClient(socketio.AsyncClient):  # type: ignore[misc]
+    """python-socketio's client, with two changes a user would make:
+
+    - every connect attempt waits 20 s for the server to answer the namespace (the official JS
+      client waits 20 s for the connection, its ``timeout``, and then for the namespace without
+      a limit). python-socketio's reconnect task calls ``connect()``
+      without ``wait_timeout``, so each reconnect attempt gave the server 1 s (upstream keeps
+      that on purpose: python-socketio pull 1056). While a rollout moves hundreds of clients at
+      once, a busy server or client host answers later than that: every attempt was dropped
+      after the server had accepted it, and retried, and a client could go on like that for
+      minutes (tests/integration/workload/test_pyclient.py shows it).
+    - every attempt that raises is recorded (``failed``, and ``on_failed``): the
+      ``connect_error`` event fires for a refused or failed transport, but not for a namespace
+      that did not answer in time."""
+
+    wait_timeout = 20.0
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failed: list[str] = []
+        self.on_failed: Callable[[str], None] | None = None
+
+    async def connect(self, *args: Any, wait_timeout: float | None = None, **kwargs: Any) -> None:
+        try:
+            await super().connect(*args, wait_timeout=wait_timeout or self.wait_timeout, **kwargs)
+        except (socketio.exceptions.ConnectionError, ValueError) as e:
+            self.failed.append(f"{type(e).__name__}: {e}")
+            if self.on_failed is not None:
+                self.on_failed(self.failed[-1])
+            raise
+
+
 class PyClient:
     def __init__(
         self, url: str, rooms: list[str], transports: list[str] | None = None, token: str | None = None
     ) -> None:
         self.url, self.rooms, self.transports, self.token = url, rooms, transports or ["websocket"], token
-        self.sio = socketio.AsyncClient(
-            reconnection_delay=0.2,
-            reconnection_delay_max=1.0,
-        )
+        self.sio = _AsyncClient(reconnection_delay=0.2, reconnection_delay_max=1.0)
         self.session: str | None = None
         self.pos: dict[str, dict[str, Any]] = {}
         self.seqs: dict[str, list[Any]] = defaultdict(list)
@@ -48,6 +79,7 @@ class PyClient:
         self.connect_errors: list[Any] = []
         self._dropped_at: float | None = None
         self.ready = asyncio.Event()
+        self.on_ready: Callable[[dict[str, Any]], None] | None = None  # given each session once in its rooms
         s = self.sio
         s.on(c.EVENT_SESSION, self._on_session)
         s.on(c.EVENT_MESSAGE, self._on_message)
@@ -73,7 +105,21 @@ class PyClient:
             out.update(session=self.session, rooms=self.pos)
         return out
 
-    async def connect(self, url: str | None = None) -> None:
+    async def connect(self, url: str | None = None, within: float = 0) -> None:
+        """Connected, in every room. With ``within``, a failed attempt is tried again until that
+        many seconds have passed (a storm of set-up handshakes on a busy machine fails some, as
+        the JS crowd's do); each failure is in ``sio.failed``."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                await self._connect(url)
+                return
+            except socketio.exceptions.ConnectionError:  # not connected: connect() cleaned up
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(self.sio.reconnection_delay)
+
+    async def _connect(self, url: str | None) -> None:
         self.ready.clear()
         if self.sio.eio.http is None:
             # One session for the client's life, like a browser's cookie jar. aiohttp refuses
@@ -83,7 +129,7 @@ class PyClient:
             trace.on_request_end.append(_read_answers)
             self.sio.eio.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), trace_configs=[trace])
             self.sio.eio.external_http = True
-        await self.sio.connect(url or self.url, transports=self.transports, auth=self.auth, wait_timeout=10)
+        await self.sio.connect(url or self.url, transports=self.transports, auth=self.auth)
         await asyncio.wait_for(self.ready.wait(), 10)
 
     def _on_disconnect(self, reason: Any = None) -> None:
@@ -105,6 +151,8 @@ class PyClient:
                 assert ack["ok"], ack
                 self.pos[room] = {"epoch": ack["epoch"], "offset": ack["offset"]}
         self.ready.set()
+        if self.on_ready is not None:
+            self.on_ready(s)
 
     def _on_message(self, m: dict[str, Any]) -> None:
         self.messages.append(m)
@@ -147,7 +195,10 @@ class LoopThread:
         self.thread.start()
 
     def run(self, coro: Any, timeout: float = 30) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        return self.submit(coro).result(timeout)
+
+    def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def close(self) -> None:
         async def cancel_rest() -> None:
