@@ -5,6 +5,7 @@ port, waits until it answers, keeps its output in a log file, and stops it on te
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -458,11 +459,11 @@ class ClientFleet:
         assert self.proc.stdin is not None
         self.proc.stdin.write(b"summary\n")
         self.proc.stdin.flush()
-        self.proc.wait(30)
-        for e in reversed(self.events()):
-            if e["ev"] == "summary":
-                return e["clients"]  # type: ignore[no-any-return]
-        raise AssertionError(f"no summary from the client fleet: {self.out.read_text()[-2000:]}")
+        # written before the clients close: a fleet slow to close them is stopped (kill) later
+        found = wait_for(lambda: [e for e in self.events() if e["ev"] == "summary"], 30, f"the summary in {self.out}")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(30)
+        return found[-1]["clients"]  # type: ignore[no-any-return]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
