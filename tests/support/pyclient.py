@@ -76,7 +76,6 @@ class PyClient:
         self.reasons: list[str] = []
         self.dups = 0
         self.reconnect_ms: list[float] = []
-        self.connect_errors: list[Any] = []
         self._dropped_at: float | None = None
         self.ready = asyncio.Event()
         self.on_ready: Callable[[dict[str, Any]], None] | None = None  # given each session once in its rooms
@@ -87,7 +86,6 @@ class PyClient:
         s.on(c.EVENT_GAP, self.gaps.append)
         s.on(c.EVENT_SHUTDOWN, self.shutdowns.append)
         s.on("disconnect", self._on_disconnect)
-        s.on("connect_error", self.connect_errors.append)
 
     @property
     def presence(self) -> list[dict[str, Any]]:

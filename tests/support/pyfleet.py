@@ -21,6 +21,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections import Counter
 from typing import Any
 
 from tests.support.pyclient import PyClient
@@ -61,9 +62,6 @@ def away(i: int, p: PyClient) -> str:
 
 def state(i: int, p: PyClient) -> dict[str, Any]:
     """One client in fleet-client.mjs's summary shape."""
-    reasons: dict[str, int] = {}
-    for r in p.reasons:
-        reasons[r] = reasons.get(r, 0) + 1
     unrecovered = sum(
         1 for s in p.sessions[1:] for room, r in s["rooms"].items() if room != "*" and not r.get("recovered")
     )
@@ -76,7 +74,7 @@ def state(i: int, p: PyClient) -> dict[str, Any]:
         "unrecovered": unrecovered,
         "dups": p.dups,
         "shutdowns": len(p.shutdowns),
-        "reasons": reasons,
+        "reasons": dict(Counter(p.reasons)),
         "connectErrors": len(p.sio.failed),
         "reconnectMs": p.reconnect_ms,
         "connected": p.sio.connected,
