@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.integration.conftest import STAND_INS, Kubectl, Operator, stand_in_crd  # noqa: E402
 
-from wsfleet_operator.devcluster import build, cluster  # noqa: E402
+from wsfleet_devcluster import builds, controlplane  # noqa: E402
 from wsfleet_operator.render import render_all  # noqa: E402
 from wsfleet_operator.validation import parse_and_check  # noqa: E402
 
@@ -56,7 +56,7 @@ def spec_for(name: str, namespace: str) -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, dc: cluster.DevCluster) -> None:
+    def __init__(self, dc: controlplane.DevCluster) -> None:
         self.dc = dc
         configuration = k8s.Configuration()
         k8s_config.load_kube_config(config_file=str(dc.kubeconfig), client_configuration=configuration)
@@ -122,9 +122,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 def run(n: int, m: int, out: Any) -> dict[str, Any]:
-    build.ensure_binaries(out=sys.stderr)
+    builds.ensure_binaries(out=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        dc = cluster.DevCluster(Path(tmp))
+        dc = controlplane.DevCluster(Path(tmp))
         # 10 fake nodes x 110 pods: room for all 500 pods of the run (3 nodes would leave the floor Pending).
         dc.up(out=sys.stderr, nodes=10)
         try:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Debian packages the tests use, checked before anything is built (`make tools`, the first
 # step of `make test`): redis-server and haproxy (the workload and e2e tiers start their own, on
-# loopback), chromium (the demo page test), node and npm (the official socket.io-client), and the
-# package lists that `make promtool` reads Debian's prometheus package from.
+# loopback), chromium (the demo page test), node and npm (the official socket.io-client), buildah,
+# podman and mmdebstrap (the images: built, then run as the pod runs them), gcc, pkg-config and
+# libseccomp-dev (runc, built with seccomp), and the package lists that `make promtool` reads
+# Debian's prometheus package from.
 # As root the missing ones are installed with apt-get; otherwise it stops at once with the one
 # command to run.
 set -euo pipefail
@@ -13,6 +15,13 @@ command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+for tool in buildah podman mmdebstrap; do
+  command -v $tool >/dev/null || [ -x /usr/sbin/$tool ] || missing+=($tool)
+done
+# runc is built with seccomp (cgo): a C compiler, pkg-config and libseccomp's headers.
+command -v gcc >/dev/null || missing+=(gcc)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+[ -f /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
 
 # promtool is extracted from Debian's prometheus package (make promtool); without it on PATH or in
 # the cache, the package lists must name a candidate.

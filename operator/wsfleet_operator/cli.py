@@ -7,9 +7,9 @@
                                    dashboard, from the model and the renderers
     wsfleet operator [--namespace NS ...] [--resync SECONDS]
                                    run the operator (kopf) against the current kubeconfig
-    wsfleet dev-cluster build|up|down|status [--dir DIR]
-                                   a local control plane (etcd, apiserver, controller-manager,
-                                   scheduler, kwok) built from Go modules, on loopback only
+    wsfleet dev-cluster build|up|down|status|images ...
+                                   the local cluster the tests and the demo run on (development
+                                   installs only: wsfleet_devcluster, not in the operator image)
 
 Without -f, render and check use the built-in example: a WebSocketService
 "chat" with every default. Exit codes: 0 fine, 2 bad input or a broken rule
@@ -29,7 +29,6 @@ from typing import Any, TextIO
 import yaml
 
 from wsfleet_operator import crd, dashboard, docs
-from wsfleet_operator.devcluster import build, cluster
 from wsfleet_operator.model import API_VERSION, KIND, WebSocketService
 from wsfleet_operator.render import audit, render_all
 from wsfleet_operator.timeouts import derive, fmt, hierarchy, timeline
@@ -144,27 +143,17 @@ def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-DEV_CLUSTER_DIR = Path.home() / ".cache" / "wsfleet" / "clusters" / "dev"
-
-
 def cmd_dev_cluster(args: argparse.Namespace, out: TextIO) -> int:
-    dc = cluster.DevCluster(Path(args.dir))
-    if args.action == "build":
-        out.write(f"{build.ensure_binaries(out=out)}\n")
-    elif args.action == "up":
-        build.ensure_binaries(out=out)
-        dc.up(out=out)
-    elif args.action == "down":
-        dc.down()
-        out.write(f"dev cluster in {dc.dir} stopped\n")
-    else:
-        state = dc.status()
-        for name, alive in state.items():
-            out.write(f"{name:<24} {'running' if alive else 'stopped'}\n")
-        if not state:
-            out.write(f"no dev cluster in {dc.dir}\n")
-        return EXIT_OK if state and all(state.values()) else 1
-    return EXIT_OK
+    # Development tooling, in its own package beside the operator's: a development install has it,
+    # the operator image does not.
+    try:
+        from wsfleet_devcluster import cli  # noqa: PLC0415
+    except ImportError:
+        out.write(
+            "wsfleet dev-cluster: not in this install (the wsfleet_devcluster package comes with a checkout's `pip install -e .[dev]`)\n"
+        )
+        return EXIT_BAD_INPUT
+    return cli.main(args.rest, out=out)
 
 
 def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
@@ -265,9 +254,8 @@ def parser() -> argparse.ArgumentParser:
                    help="publishes without a certain answer (5xx, none) to allow "
                         "(default: 0 for graceful-shutdown, 5%% of the planned ones for failover)")  # fmt: skip
     s.set_defaults(func=cmd_validate)
-    s = sub.add_parser("dev-cluster", help="a local control plane built from Go modules, on loopback")
-    s.add_argument("action", choices=["build", "up", "down", "status"])
-    s.add_argument("--dir", default=str(DEV_CLUSTER_DIR), help=f"cluster directory (default: {DEV_CLUSTER_DIR})")
+    s = sub.add_parser("dev-cluster", add_help=False, help="the local cluster the tests and the demo run on")
+    s.add_argument("rest", nargs=argparse.REMAINDER, help="wsfleet dev-cluster --help lists them")
     s.set_defaults(func=cmd_dev_cluster)
     return p
 

@@ -3,7 +3,7 @@ scheduler, kwok) built from Go modules, and the operator as a real process.
 
 The cluster lives in a temporary directory and is torn down after the session.
 Every API call goes through the kubeconfig that the harness created, and
-`cluster.guard` refuses any other: a developer's real cluster is never touched.
+`controlplane.guard` refuses any other: a developer's real cluster is never touched.
 
 Third-party kinds (HTTPRoute, BackendConfig, BackendTrafficPolicy, GKE policies,
 Prometheus Operator objects) are installed as stand-in CRDs with a schemaless
@@ -31,7 +31,7 @@ import yaml
 from tests.conftest import ROOT
 from tests.support.processes import JsonLines
 from tests.support.secrets import REDIS_PASSWORD
-from wsfleet_operator.devcluster import build, cluster
+from wsfleet_devcluster import builds, controlplane
 
 BIN = Path(sys.executable).parent
 RESYNC = 3.0  # seconds; the operator's full-resync interval in these tests
@@ -70,7 +70,7 @@ class Kubectl:
     kubeconfig: Path
 
     def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cluster.guard(self.kubeconfig)
+        controlplane.guard(self.kubeconfig)
         proc = subprocess.run(
             [str(BIN / "kubectl"), *args],
             input=stdin,
@@ -105,9 +105,9 @@ class Kubectl:
 
 
 @pytest.fixture(scope="session")
-def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.DevCluster]:
-    build.ensure_binaries(out=sys.stderr)
-    dc = cluster.DevCluster(tmp_path_factory.mktemp("cluster"))
+def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.DevCluster]:
+    builds.ensure_binaries(out=sys.stderr)
+    dc = controlplane.DevCluster(tmp_path_factory.mktemp("cluster"))
     dc.up(out=sys.stderr)
     try:
         yield dc
@@ -146,7 +146,7 @@ def stand_in_crd(group: str, version: str, kind: str, plural: str) -> dict[str, 
 
 
 @pytest.fixture(scope="session")
-def kubectl(dev_cluster: cluster.DevCluster) -> Kubectl:
+def kubectl(dev_cluster: controlplane.DevCluster) -> Kubectl:
     k = Kubectl(dev_cluster.kubeconfig)
     k("apply", "--server-side", "-k", str(ROOT / "crds"))
     for args in STAND_INS:
@@ -167,7 +167,7 @@ class Operator:
     args: tuple[str, ...] = ()
 
     def start(self) -> None:
-        self.metrics_port, self.health_port = cluster.free_port(), cluster.free_port()
+        self.metrics_port, self.health_port = controlplane.free_port(), controlplane.free_port()
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
@@ -231,19 +231,19 @@ class Audit(JsonLines):
         or dry runs (an apply with dryRun=All, which is how it compares before it writes)."""
         return [
             e for e in self.read()
-            if e["user"]["username"] == cluster.OPERATOR_USER
+            if e["user"]["username"] == controlplane.OPERATOR_USER
             and e.get("objectRef", {}).get("namespace") == namespace
             and ("dryRun=All" in e["requestURI"]) == dry_run
         ]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def audit(dev_cluster: cluster.DevCluster) -> Audit:
+def audit(dev_cluster: controlplane.DevCluster) -> Audit:
     return Audit(dev_cluster.audit_log)
 
 
 @pytest.fixture(scope="session")
-def operator(kubectl: Kubectl, dev_cluster: cluster.DevCluster) -> Iterator[Operator]:
+def operator(kubectl: Kubectl, dev_cluster: controlplane.DevCluster) -> Iterator[Operator]:
     # its own user (system:masters), so the audit log tells its writes from the tests' kubectl
     op = Operator(dev_cluster.operator_kubeconfig, dev_cluster.dir / "logs" / "operator.log")
     op.start()

@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.integration.conftest import Kubectl, Operator
 from tests.support.snippets import tagged
-from wsfleet_operator.devcluster import build, cluster
+from wsfleet_devcluster import builds, controlplane
 
 BIN = Path(sys.executable).parent
 
@@ -48,7 +48,7 @@ def home(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = {
         **os.environ,
         "HOME": str(tmp_path),
-        "WSFLEET_CACHE": str(build.CACHE_ROOT),
+        "WSFLEET_CACHE": str(builds.CACHE_ROOT),
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
     }
     env.pop("KUBECONFIG", None)
@@ -80,11 +80,11 @@ def test_readme_client_tour_passes(home: dict[str, str]) -> None:
 
 
 def test_install_and_runbook_commands_on_the_control_plane(
-    kubectl: Kubectl, operator: Operator, dev_cluster: cluster.DevCluster, tmp_path: Path
+    kubectl: Kubectl, operator: Operator, dev_cluster: controlplane.DevCluster, tmp_path: Path
 ) -> None:
     env = {**os.environ, "KUBECONFIG": str(dev_cluster.kubeconfig), "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
            "HOME": str(tmp_path)}  # fmt: skip
-    cluster.guard(dev_cluster.kubeconfig)
+    controlplane.guard(dev_cluster.kubeconfig)
     try:
         for block in [*tagged("install"), *tagged("cluster")]:
             proc = _bash(block.text, env, timeout=300)

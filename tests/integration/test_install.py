@@ -22,7 +22,7 @@ import yaml
 from tests.conftest import ROOT
 from tests.integration.conftest import RESYNC, Kubectl, Operator, example, wait_until
 from tests.integration.test_operator import apply_ok, wait_ready
-from wsfleet_operator.devcluster import cluster
+from wsfleet_devcluster import controlplane
 from wsfleet_operator.handlers import CHILD_VERBS, CLUSTER_SCOPED, OWN_ACCESS
 from wsfleet_operator.render import owned_kinds
 
@@ -84,7 +84,7 @@ def test_rbac_denies_what_is_not_needed(installed: Kubectl, verb: str, resource:
     assert proc.stdout.strip() == "no"
 
 
-def _operator_as(kubectl: Kubectl, dev_cluster: cluster.DevCluster, sa_namespace: str, name: str) -> Path:
+def _operator_as(kubectl: Kubectl, dev_cluster: controlplane.DevCluster, sa_namespace: str, name: str) -> Path:
     """A kubeconfig holding the operator ServiceAccount's own token: its RBAC, nothing more."""
     token = kubectl("create", "token", "wsfleet-operator", "-n", sa_namespace, "--duration=1h").stdout.strip()
     config = yaml.safe_load(dev_cluster.kubeconfig.read_text())
@@ -93,7 +93,7 @@ def _operator_as(kubectl: Kubectl, dev_cluster: cluster.DevCluster, sa_namespace
     path = dev_cluster.dir / name
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
-    cluster.guard(path)
+    controlplane.guard(path)
     return path
 
 
@@ -128,7 +128,7 @@ def test_rbac_allows_every_verb_on_every_kind_the_operator_renders(installed: Ku
 
 @pytest.fixture
 def operator_as_service_account(
-    installed: Kubectl, operator: Operator, dev_cluster: cluster.DevCluster
+    installed: Kubectl, operator: Operator, dev_cluster: controlplane.DevCluster
 ) -> Iterator[Operator]:
     path = _operator_as(installed, dev_cluster, "wsfleet-system", "operator-sa.kubeconfig")
     operator.stop()  # only the ServiceAccount's operator may act during this test
@@ -152,7 +152,7 @@ def test_rbac_is_enough_to_bring_a_fleet_to_ready(
 
 
 def test_namespaced_install_runs_a_fleet_in_its_namespace_only(
-    kubectl: Kubectl, operator: Operator, dev_cluster: cluster.DevCluster, namespace: str, tmp_path: Path
+    kubectl: Kubectl, operator: Operator, dev_cluster: controlplane.DevCluster, namespace: str, tmp_path: Path
 ) -> None:
     """deploy/operator-namespaced, for a team without cluster-admin: a Role in one namespace, and
     the operator (as its ServiceAccount, --namespace from the downward API) manages that one only."""

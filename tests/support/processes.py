@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -250,13 +250,15 @@ class Workload:
             **self.env,
         }
         with open(self.log_path, "ab") as log:
-            # the installed console script: the workload image's entry point
-            self.proc = subprocess.Popen(
-                [str(Path(sys.executable).parent / "wsfleet-workload")], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+            self.proc = self.spawn(env, log)
         if wait_ready:
             wait_for(lambda: self.get(c.READY_PATH)[0] == 200, 20, f"workload {self.name} ready ({self.log_path})")
         return self
+
+    def spawn(self, env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+        # the installed console script: the workload image's entry point
+        exe = str(Path(sys.executable).parent / "wsfleet-workload")
+        return subprocess.Popen([exe], env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def get(self, path: str) -> tuple[int, Any]:
         status, _, body = http("GET", self.url + path, timeout=5)
@@ -317,6 +319,35 @@ class Workload:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+@dataclass
+class ContainerWorkload(Workload):
+    """The workload image run by podman the way the Deployment runs it: as the image's user, root
+    filesystem read-only with /tmp the only writable path, every capability dropped, no new
+    privileges. On the host's network (loopback), so the tests reach it as they reach a process.
+    `podman run` stays in the foreground and passes signals on to the container, so SIGTERM and
+    the exit code mean what they mean for a process."""
+
+    image: str = ""
+    tool_env: dict[str, str] = field(default_factory=dict)  # podman's: images.tool_env()
+
+    @property
+    def container(self) -> str:
+        return f"wsfleet-test-{self.name}-{self.port}"
+
+    def spawn(self, env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+        inside = {k: v for k, v in env.items() if k != "PATH"}
+        args = ["podman", "run", "--rm", "--name", self.container, "--network=host", "--read-only",
+                "--read-only-tmpfs=false", "--tmpfs=/tmp", "--cap-drop=ALL", "--security-opt=no-new-privileges",
+                # values from podman's own environment: no secret on a command line
+                *[f"--env={k}" for k in sorted(inside)], self.image]  # fmt: skip
+        return subprocess.Popen(args, env={**self.tool_env, **inside}, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        super().stop()
+        subprocess.run(["podman", "rm", "--force", "--ignore", self.container], env=self.tool_env,
+                       capture_output=True, timeout=60, check=False)  # fmt: skip
 
 
 class HAProxy:

@@ -50,6 +50,8 @@ RUNNERS: dict[str, tuple[str, str]] = {
     "workload-run": (RUN, "tests/integration/workload/test_doc_snippets.py: each line starts a serving workload"),
     "js-client": (RUN, "tests/integration/workload/test_doc_snippets.py: run with node against a workload"),
     "publish": (RUN, "tests/integration/workload/test_doc_snippets.py: run against a workload, the message arrives"),
+    "docker-build": (CHECKED, "tests/unit/test_doc_snippets.py: each -f names a Dockerfile, each -t its image's name"),
+    "podman-run": (RUN, "tests/integration/workload/test_images.py: run with HOST filled in, it answers /health/live"),
     "mermaid": (CHECKED, "tests/e2e/test_doc_diagrams.py: mermaid parses and renders it in Chromium"),
 }
 

@@ -36,6 +36,7 @@ import yaml
 from tests.conftest import ROOT
 from tests.support import tools
 from tests.support.snippets import CHECKED, RUN, RUNNERS, Snippet, snippets, tagged
+from wsfleet_devcluster import images
 from wsfleet_operator import cli
 from wsfleet_workload import contract as c
 from wsfleet_workload import logs
@@ -62,7 +63,8 @@ def test_every_tag_says_whether_its_blocks_are_run_or_checked() -> None:
     assert set(kinds.values()) == {RUN, CHECKED}, kinds
     # the README's claim, in its words: these are run as written
     assert {t for t, k in kinds.items() if k == RUN} == {
-        "cli", "bad-spec", "tour", "tour-client", "install", "cluster", "workload-run", "js-client", "publish"
+        "cli", "bad-spec", "tour", "tour-client", "install", "cluster", "workload-run", "js-client", "publish",
+        "podman-run",
     }  # fmt: skip
 
 
@@ -108,6 +110,21 @@ def test_a_bad_spec_is_refused_as_documented(tmp_path: Path) -> None:
     proc = _check("bad.yaml", cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert refusal.text.strip() in (proc.stdout + proc.stderr).splitlines(), proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("block", tagged("docker-build"), ids=lambda s: s.where)
+def test_docker_build_lines_name_the_dockerfiles(block: Snippet) -> None:
+    built = {}
+    for line in block.lines():
+        args = shlex.split(line)
+        assert args[:2] == ["docker", "build"], f"{block.where}: {line}"
+        dockerfile, tag = args[args.index("-f") + 1], args[args.index("-t") + 1]
+        assert (ROOT / dockerfile).is_file(), f"{block.where}: no {dockerfile}"
+        built[dockerfile] = tag
+    # the tag each Dockerfile gets is the name the images module gives it, without the registry
+    assert built == {f: images.image_name(name).removeprefix("localhost/") for name, f in images.IMAGES.items()}, (
+        f"{block.where}: {built}"
+    )
 
 
 def test_layout_paths_exist() -> None:

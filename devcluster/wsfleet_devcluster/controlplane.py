@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from wsfleet_operator.devcluster import build, pki
+from wsfleet_devcluster import builds, pki
 
 CONTEXT = "wsfleet-dev"
 MARKER = ".wsfleet-dev-cluster"
@@ -93,7 +93,7 @@ class DevCluster:
     """One local control plane in one directory."""
 
     dir: Path
-    bindir: Path = field(default_factory=build.bin_dir)
+    bindir: Path = field(default_factory=builds.bin_dir)
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 

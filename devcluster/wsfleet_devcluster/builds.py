@@ -1,0 +1,248 @@
+"""Every binary the dev cluster runs, built from Go modules by version and cached.
+
+- the control plane: kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes),
+  etcd, kwok (the fake nodes for scale);
+- a real node: kubelet and kube-proxy (k8s.io/kubernetes, the same version), containerd 2 with its
+  runc shim and ctr, runc (with seccomp, through cgo and libseccomp), and the pause program the
+  pod sandboxes run (ours: no image registry is reachable here);
+- the load balancer and the metrics pipeline: Traefik (its Kubernetes Gateway provider) and
+  metrics-server.
+
+``go install k8s.io/kubernetes/cmd/...@v1.36.3`` fails ("unknown revision v0.0.0") because
+k8s.io/kubernetes replaces its staging modules with local paths, so its wrapper module replaces
+every staging module with its published v0.36.3 (the list comes from that release's own go.mod)
+and holds a main.go per component. The version is stamped into each binary (``-X
+k8s.io/component-base/version.gitVersion``), or the nodes would report ``v0.0.0-master``.
+
+Binaries land in ~/.cache/wsfleet/<part>/<key>/bin, where the key names every version, so a
+version bump builds afresh and never reuses a stale binary.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from wsfleet_devcluster.gobuild import CACHE_ROOT, BuildError, go, progress, wrapper
+
+__all__ = ["CACHE_ROOT", "BuildError", "Versions", "ensure_binaries", "ensure_node_binaries", "ensure_runc"]
+
+KUBERNETES_VERSION = "1.36.3"
+ETCD_VERSION = "3.6.16"
+KWOK_VERSION = "0.7.0"  # the last release with built-in fast stages; 0.8 needs Stage YAML
+CONTAINERD_VERSION = "2.2.9"
+RUNC_VERSION = "1.4.4"  # Debian bookworm's runc 1.1.5 predates fixes for published CVEs
+
+_CLI = "k8s.io/component-base/cli"
+K8S_COMPONENTS = {
+    "kube-apiserver": ("k8s.io/kubernetes/cmd/kube-apiserver/app", "os.Exit(cli.Run(app.NewAPIServerCommand()))"),
+    "kube-controller-manager": (
+        "k8s.io/kubernetes/cmd/kube-controller-manager/app",
+        "os.Exit(cli.Run(app.NewControllerManagerCommand()))",
+    ),
+    "kube-scheduler": ("k8s.io/kubernetes/cmd/kube-scheduler/app", "os.Exit(cli.Run(app.NewSchedulerCommand()))"),
+    "kubelet": ("k8s.io/kubernetes/cmd/kubelet/app", "os.Exit(cli.Run(app.NewKubeletCommand(context.Background())))"),
+    "kube-proxy": ("k8s.io/kubernetes/cmd/kube-proxy/app", "os.Exit(cli.Run(app.NewProxyCommand()))"),
+}
+CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok")
+NODE = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr", "runc", "pause")
+CONTAINERD_COMMANDS = ("containerd", "containerd-shim-runc-v2", "ctr")
+
+# The sandbox's process: it holds the pod's namespaces, reaps orphans (it is PID 1 when the pod
+# shares its process namespace) and exits on SIGINT or SIGTERM. The same job as Kubernetes'
+# build/pause/linux/pause.c, in Go so that it builds statically with the rest.
+PAUSE_MAIN = """package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for s := range signals {
+		if s != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
+"""
+
+
+@dataclass(frozen=True)
+class Versions:
+    kubernetes: str = KUBERNETES_VERSION
+    etcd: str = ETCD_VERSION
+    kwok: str = KWOK_VERSION
+    containerd: str = CONTAINERD_VERSION
+    runc: str = RUNC_VERSION
+
+    @property
+    def key(self) -> str:
+        """The control plane's cache key (kept as it was, so an existing cache stays valid)."""
+        return f"k8s-{self.kubernetes}_etcd-{self.etcd}_kwok-{self.kwok}"
+
+    @property
+    def node_key(self) -> str:
+        return f"k8s-{self.kubernetes}_containerd-{self.containerd}_runc-{self.runc}"
+
+    @property
+    def minor(self) -> str:
+        return self.kubernetes.split(".")[1]
+
+
+def bin_dir(versions: Versions = Versions()) -> Path:
+    return CACHE_ROOT / "k8s" / versions.key / "bin"
+
+
+def node_bin_dir(versions: Versions = Versions()) -> Path:
+    return CACHE_ROOT / "node" / versions.node_key / "bin"
+
+
+def staging_modules(kubernetes: str, work: Path) -> list[str]:
+    """The k8s.io staging modules that k8s.io/kubernetes@version replaces with local paths."""
+    work.mkdir(parents=True, exist_ok=True)
+    info = json.loads(go(["mod", "download", "-json", f"k8s.io/kubernetes@v{kubernetes}"], work))
+    text = Path(info["GoMod"]).read_text()
+    return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/src/", text, flags=re.MULTILINE)))
+
+
+def _k8s_main(pkg: str, call: str) -> str:
+    imports = ['"os"', "", f'"{_CLI}"', f'"{pkg}"']
+    if "context." in call:
+        imports.insert(0, '"context"')
+    body = "\n".join(f"\t{i}" if i else "" for i in imports)
+    return f"package main\n\nimport (\n{body}\n)\n\nfunc main() {{ {call} }}\n"
+
+
+def _ldflags(v: Versions) -> str:
+    pkg = "k8s.io/component-base/version"
+    return (
+        f"-s -w -X {pkg}.gitVersion=v{v.kubernetes} -X {pkg}.gitMajor=1 -X {pkg}.gitMinor={v.minor} "
+        f"-X {pkg}.gitTreeState=clean"
+    )
+
+
+def _build_kubernetes(v: Versions, names: list[str], bindir: Path, out: TextIO) -> None:
+    src = CACHE_ROOT / "k8s" / v.key / "src"  # one wrapper module for every component of this version
+    with progress(f"resolving k8s.io/kubernetes v{v.kubernetes} modules", out):
+        tag = "v0." + v.kubernetes.split(".", 1)[1]
+        staging = staging_modules(v.kubernetes, src)
+        wrapper(
+            src,
+            "wsfleet.dev/kubernetes",
+            {"k8s.io/kubernetes": f"v{v.kubernetes}"},
+            replaces=tuple(f"{m} => {m} {tag}" for m in staging),
+            mains={name: _k8s_main(pkg, call) for name, (pkg, call) in K8S_COMPONENTS.items()},
+        )
+    for name in names:
+        with progress(f"building {name} v{v.kubernetes} (a cold build takes several minutes)", out):
+            go(["build", "-ldflags", _ldflags(v), "-o", str(bindir / name), f"./cmd/{name}"], src)
+
+
+def _build_etcd(v: Versions, bindir: Path, out: TextIO) -> None:
+    src = CACHE_ROOT / "k8s" / v.key / "etcd-src"
+    with progress(f"building etcd v{v.etcd}", out):
+        wrapper(src, "wsfleet.dev/etcd", {"go.etcd.io/etcd/server/v3": f"v{v.etcd}"})
+        go(["build", "-o", str(bindir / "etcd"), "go.etcd.io/etcd/server/v3"], src)
+
+
+def _build_kwok(v: Versions, bindir: Path, out: TextIO) -> None:
+    with progress(f"building kwok v{v.kwok}", out):
+        go(["install", f"sigs.k8s.io/kwok/cmd/kwok@v{v.kwok}"], bindir, {"GOBIN": str(bindir)})
+
+
+def _build_containerd(v: Versions, names: list[str], bindir: Path, out: TextIO) -> None:
+    src = CACHE_ROOT / "node" / v.node_key / "containerd-src"
+    module = "github.com/containerd/containerd/v2"
+    ldflags = f"-s -w -X {module}/version.Version=v{v.containerd}"
+    with progress(f"building containerd v{v.containerd} ({', '.join(names)})", out):
+        wrapper(src, "wsfleet.dev/containerd", {module: f"v{v.containerd}"})
+        for name in names:
+            go(["build", "-tags", "no_btrfs no_devmapper no_zfs", "-ldflags", ldflags, "-o", str(bindir / name),
+                f"{module}/cmd/{name}"], src)  # fmt: skip
+
+
+def _build_runc(version: str, target: Path, out: TextIO) -> None:
+    src = target.parent.parent / "runc-src"
+    module = "github.com/opencontainers/runc"
+    with progress(f"building runc v{version} (with seccomp: cgo and libseccomp-dev)", out):
+        wrapper(src, "wsfleet.dev/runc", {module: f"v{version}"})
+        go(["build", "-tags", "seccomp urfave_cli_no_docs", "-ldflags", f"-s -w -X main.version={version}",
+            "-o", str(target), module], src, {"CGO_ENABLED": "1"})  # fmt: skip
+
+
+def _build_pause(bindir: Path, out: TextIO) -> None:
+    src = bindir.parent / "pause-src"
+    with progress("building the pod sandbox's pause program", out):
+        src.mkdir(parents=True, exist_ok=True)
+        (src / "go.mod").write_text("module wsfleet.dev/pause\n\ngo 1.25\n")
+        (src / "main.go").write_text(PAUSE_MAIN)
+        go(["build", "-ldflags", "-s -w", "-o", str(bindir / "pause"), "."], src)
+
+
+def _ensure(what: str, bindir: Path, wanted: tuple[str, ...], build: Callable[[list[str]], None], out: TextIO) -> Path:
+    """Build the binaries of `wanted` that `bindir` lacks (with `build`), then check they are there."""
+    bindir.mkdir(parents=True, exist_ok=True)
+    todo = [b for b in wanted if not (bindir / b).is_file()]
+    if todo:
+        out.write(f">> {what} binaries missing from {bindir}: {', '.join(todo)}\n")
+        build(todo)
+        still = [b for b in wanted if not (bindir / b).is_file()]
+        if still:
+            raise BuildError(f"built, but still missing from {bindir}: {', '.join(still)}")
+    return bindir
+
+
+def ensure_binaries(versions: Versions = Versions(), out: TextIO = sys.stderr) -> Path:
+    """Build whatever control-plane binary is missing from the cache; return the bin directory."""
+    bindir = bin_dir(versions)
+
+    def build(todo: list[str]) -> None:
+        if k8s := [n for n in todo if n in K8S_COMPONENTS]:
+            _build_kubernetes(versions, k8s, bindir, out)
+        if "etcd" in todo:
+            _build_etcd(versions, bindir, out)
+        if "kwok" in todo:
+            _build_kwok(versions, bindir, out)
+
+    return _ensure("control plane", bindir, CONTROL_PLANE, build, out)
+
+
+def ensure_runc(versions: Versions = Versions(), out: TextIO = sys.stderr) -> Path:
+    """runc, which the nodes' containerd and the image builds (buildah, podman) both run."""
+    target = node_bin_dir(versions) / "runc"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _build_runc(versions.runc, target, out)
+    return target
+
+
+def ensure_node_binaries(versions: Versions = Versions(), out: TextIO = sys.stderr) -> Path:
+    """Build whatever a real node needs and the cache lacks; return the bin directory."""
+    bindir = node_bin_dir(versions)
+
+    def build(todo: list[str]) -> None:
+        if k8s := [n for n in todo if n in K8S_COMPONENTS]:
+            _build_kubernetes(versions, k8s, bindir, out)
+        if ctrd := [n for n in todo if n in CONTAINERD_COMMANDS]:
+            _build_containerd(versions, ctrd, bindir, out)
+        if "runc" in todo:
+            ensure_runc(versions, out)
+        if "pause" in todo:
+            _build_pause(bindir, out)
+
+    return _ensure("node", bindir, NODE, build, out)
