@@ -3,7 +3,8 @@
 # step of `make test`): redis-server and haproxy (the workload and e2e tiers start their own, on
 # loopback), chromium (the demo page test), node and npm (the official socket.io-client), buildah,
 # podman and mmdebstrap (the images: built, then run as the pod runs them), gcc, pkg-config and
-# libseccomp-dev (runc, built with seccomp), and the package lists that `make promtool` reads
+# libseccomp-dev (runc, built with seccomp), containernetworking-plugins and iptables (the
+# dev cluster's real nodes), and the package lists that `make promtool` reads
 # Debian's prometheus package from.
 # As root the missing ones are installed with apt-get; otherwise it stops at once with the one
 # command to run.
@@ -22,6 +23,9 @@ done
 command -v gcc >/dev/null || missing+=(gcc)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
+# the real nodes: Debian's CNI plugins (bridge, host-local, portmap), iptables and ip6tables
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing+=(iptables)
 
 # promtool is extracted from Debian's prometheus package (make promtool); without it on PATH or in
 # the cache, the package lists must name a candidate.

@@ -2,6 +2,9 @@
 
     wsfleet dev-cluster build            build the control plane's binaries (cached by version)
     wsfleet dev-cluster up|down|status   start, stop or show the cluster in --dir
+                [--real-nodes N] [--kwok-nodes M]
+                                         up: N real nodes (kubelet, containerd, runc) in two zones,
+                                         holding the images built from --source; M kwok nodes
     wsfleet dev-cluster images [--source DIR] [--export DIR]
                                          build the operator and workload images with buildah
 
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from wsfleet_devcluster import builds, controlplane, images
+from wsfleet_devcluster import builds, controlplane, images, node
 
 DEV_CLUSTER_DIR = Path.home() / ".cache" / "wsfleet" / "clusters" / "dev"
 
@@ -30,7 +33,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=str(DEV_CLUSTER_DIR), help=f"cluster directory (default: {DEV_CLUSTER_DIR})")
     p.add_argument("--source", default=".", help="images: the checkout holding the Dockerfiles (default: .)")
     p.add_argument("--export", default=None, metavar="DIR", help="images: also write each as an OCI archive in DIR")
+    p.add_argument("--real-nodes", type=int, default=0, metavar="N", help="up: real nodes (default 0; at most 4)")
+    p.add_argument("--kwok-nodes", type=int, default=None, metavar="M",
+                   help="up: kwok's fake nodes (default 3, or 0 with real nodes)")  # fmt: skip
     return p
+
+
+def real_nodes(count: int, source: Path, out: TextIO) -> node.RealNodes:
+    """Everything N real nodes need, built or taken from the cache: the node binaries, the
+    sandbox image, and the images the pods run (workload, operator, Redis)."""
+    bindir = builds.ensure_node_binaries(out=out)
+    sandbox = images.ensure_pause(bindir / "pause", out)
+    tags = [sandbox, images.ensure_redis(out), *images.build_all(source, out).values()]
+    return node.RealNodes(count, bindir, sandbox, tuple(images.archive(t, out) for t in tags))
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -45,7 +60,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{builds.ensure_binaries(out=out)}\n")
     elif args.action == "up":
         builds.ensure_binaries(out=out)
-        dc.up(out=out)
+        if args.real_nodes:
+            dc.real = real_nodes(args.real_nodes, Path(args.source), out)
+        kwok = args.kwok_nodes if args.kwok_nodes is not None else (0 if args.real_nodes else 3)
+        dc.up(out=out, nodes=kwok)
     elif args.action == "down":
         dc.down()
         out.write(f"dev cluster in {dc.dir} stopped\n")

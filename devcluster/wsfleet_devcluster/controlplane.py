@@ -5,15 +5,22 @@ kubeconfig whose single context is named ``wsfleet-dev``. That directory is the
 cluster's identity: :func:`guard` refuses any kubeconfig that is not one of
 ours, so a developer's real cluster is never touched.
 
-kwok plays the kubelets: it keeps fake Nodes (three zones) Ready and moves
-their pods to Running and Ready, so Deployments roll out for real while no
-container ever runs.
+kwok plays the kubelets for scale: it keeps fake Nodes (three zones) Ready and
+moves their pods to Running and Ready, so Deployments roll out for real while no
+container runs. With ``real_nodes``, real kubelets with containerd join too
+(node.py, podnet.py): the API server then listens on an address pods can reach
+(podnet.API_ADDRESS) instead of loopback, and the ``kubernetes`` Service points at it.
+
+``up`` starts a new cluster every time: what a stopped or crashed one left (its
+processes, the nodes' mounts, bridges, cgroups and iptables chains, its etcd data)
+is removed first.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -27,13 +34,12 @@ from typing import Any, TextIO
 
 import yaml
 
-from wsfleet_devcluster import builds, pki
+from wsfleet_devcluster import builds, node, pki, podnet
 
 CONTEXT = "wsfleet-dev"
 MARKER = ".wsfleet-dev-cluster"
-# Room for thousands of Services (a /24 runs out at 254, below what the benchmark creates).
-SERVICE_CIDR = "10.96.0.0/16"
-SERVICE_CIDR_FIRST_IP = "10.96.0.1"  # the kubernetes Service, in the API server certificate
+SERVICE_CIDR = str(podnet.SERVICE_RANGE)
+SERVICE_CIDR_FIRST_IP = str(podnet.SERVICE_RANGE[1])  # the kubernetes Service, in the API server certificate
 POD_CIDR = "10.244.0.0/16"
 ZONES = ("zone-a", "zone-b", "zone-c")
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
@@ -84,8 +90,9 @@ def guard(kubeconfig: Path) -> None:
     servers = [c["cluster"]["server"] for c in config.get("clusters", [])]
     if contexts != [CONTEXT] or config.get("current-context") != CONTEXT:
         raise ClusterError(f"{kubeconfig}: contexts {contexts}: only {CONTEXT!r} is ours; refusing")
-    if not all(s.startswith("https://127.0.0.1:") for s in servers):
-        raise ClusterError(f"{kubeconfig}: server {servers} is not on loopback; refusing")
+    ours = ("https://127.0.0.1:", f"https://{podnet.API_ADDRESS}:")
+    if not all(s.startswith(ours) for s in servers):
+        raise ClusterError(f"{kubeconfig}: server {servers} is neither on loopback nor {podnet.API_ADDRESS}; refusing")
 
 
 @dataclass
@@ -96,6 +103,8 @@ class DevCluster:
     bindir: Path = field(default_factory=builds.bin_dir)
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    real: node.RealNodes | None = None  # real kubelets with containerd, beside kwok's fake nodes
+    address: str = "127.0.0.1"  # where the API server listens
 
     @property
     def kubeconfig(self) -> Path:
@@ -117,18 +126,27 @@ class DevCluster:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.ports['apiserver']}"
+        return f"https://{self.address}:{self.ports['apiserver']}"
 
     # --- lifecycle -------------------------------------------------------------------
 
     def up(self, out: TextIO = sys.stderr, nodes: int = 3) -> None:
-        if self.state_file.exists() and self._alive():
-            raise ClusterError(f"{self.dir}: a dev cluster is already running here; run `wsfleet dev-cluster down`")
+        if self.state_file.exists():
+            if self._alive():
+                raise ClusterError(f"{self.dir}: a dev cluster is already running here; run `wsfleet dev-cluster down`")
+            out.write(f">> removing what the last dev cluster in {self.dir} left\n")
+            self.down()
+        if self.real:
+            podnet.check_host()
+            podnet.ensure_api_address()
+            self.address = podnet.API_ADDRESS
+        # a new cluster every time: the objects of the last one would collide with the new ones
+        shutil.rmtree(self.dir / "etcd", ignore_errors=True)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / MARKER).write_text("created by wsfleet dev-cluster\n")
         (self.dir / "logs").mkdir(exist_ok=True)
         self.ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver")}
-        clients = {
+        clients: dict[str, str | None] = {
             "admin": "system:masters",
             "system:kube-controller-manager": None,
             "system:kube-scheduler": None,
@@ -136,13 +154,16 @@ class DevCluster:
             # the operator's own identity, so the audit log tells its writes from kubectl's
             OPERATOR_USER: "system:masters",
         }
-        certs = pki.create(self.dir / "pki", clients, service_ip=SERVICE_CIDR_FIRST_IP)
+        if self.real:
+            clients.update(self.real.clients())
+        certs = pki.create(self.dir / "pki", clients, service_ip=SERVICE_CIDR_FIRST_IP, api_ips=(self.address,))
         for cn, fname in (
             ("admin", "kubeconfig"),
             ("system:kube-controller-manager", "controller-manager.kubeconfig"),
             ("system:kube-scheduler", "scheduler.kubeconfig"),
             ("kwok", "kwok.kubeconfig"),
             (OPERATOR_USER, "operator.kubeconfig"),
+            *((cn, node.kubeconfig_name(cn)) for cn in (self.real.clients() if self.real else {})),
         ):
             cfg = _kubeconfig(self.server, certs.ca_cert, certs.cert(cn), certs.key(cn), cn)
             (self.dir / fname).write_text(yaml.safe_dump(cfg))
@@ -156,6 +177,10 @@ class DevCluster:
             self._save_state()
             self._wait_namespace_ready(out)
             self.create_nodes(nodes)
+            if self.real:
+                self.real.start(self, certs.ca_cert, out)
+                self._save_state()
+                self.real.wait_ready(self, out)
         except BaseException:
             self.down()
             raise
@@ -181,6 +206,13 @@ class DevCluster:
         for p in self.procs.values():
             p.wait(timeout=10)
         self.procs.clear()
+        real = self.real
+        if real is None and self.state_file.exists():
+            real = node.RealNodes.from_state(json.loads(self.state_file.read_text()).get("real"))
+        if real is not None:
+            left = real.cleanup(self.dir)
+            if left:
+                raise ClusterError(f"{self.dir}: stopped, but could not remove: {', '.join(left)}")
         self.state_file.unlink(missing_ok=True)
 
     def status(self) -> dict[str, bool]:
@@ -191,8 +223,10 @@ class DevCluster:
 
     # --- components ------------------------------------------------------------------
 
-    def _start(self, name: str, args: list[str], out: TextIO) -> None:
-        exe = self.bindir / name
+    def _start(
+        self, name: str, args: list[str], out: TextIO, *, exe: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        exe = exe or self.bindir / name
         if not exe.is_file():
             raise ClusterError(f"{exe}: missing; run `wsfleet dev-cluster build` first")
         out.write(f">> starting {name}\n")
@@ -205,6 +239,7 @@ class DevCluster:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=env,
             )
 
     def _start_etcd(self, out: TextIO) -> None:
@@ -234,8 +269,8 @@ class DevCluster:
             "--audit-log-format=json",
             "--audit-log-mode=blocking",  # the entry is written before the request is answered
             f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={self.ports['apiserver']}",
             f"--tls-cert-file={certs.cert('apiserver')}",
             f"--tls-private-key-file={certs.key('apiserver')}",
@@ -244,12 +279,21 @@ class DevCluster:
             f"--service-account-issuer={self.server}",
             f"--service-account-key-file={certs.sa_pub}",
             f"--service-account-signing-key-file={certs.sa_key}",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC",
             "--allow-privileged=true",
-            "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,ResourceQuota",
+            "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,ResourceQuota,NodeRestriction",
             "--profiling=false",
-            "--endpoint-reconciler-type=none",
         ]
+        if self.real:
+            # the kubernetes Service points at the API server; kubectl logs/exec reach the kubelets
+            args += [
+                "--endpoint-reconciler-type=lease",
+                f"--kubelet-client-certificate={certs.cert(node.KUBELET_CLIENT)}",
+                f"--kubelet-client-key={certs.key(node.KUBELET_CLIENT)}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
+        else:
+            args.append("--endpoint-reconciler-type=none")  # loopback is no endpoint address
         self._start("kube-apiserver", args, out)
         self._wait(lambda: self._api_ok("/readyz"), "kube-apiserver /readyz")
 
@@ -357,18 +401,22 @@ class DevCluster:
         return any(self.status().values())
 
     def _save_state(self) -> None:
-        state = {"pids": {n: p.pid for n, p in self.procs.items()}, "ports": self.ports, "server": self.server}
+        state = {
+            "pids": {n: p.pid for n, p in self.procs.items()},
+            "ports": self.ports,
+            "server": self.server,
+            "real": self.real.state() if self.real else None,
+        }
         self.state_file.write_text(json.dumps(state, indent=2))
 
 
 def _pid_alive(pid: int) -> bool:
+    """Running: a zombie (killed, not yet reaped by its parent) is not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _http_ok(url: str) -> bool:

@@ -58,6 +58,8 @@ DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 # in the build stage needs it; the image keeps Debian's own bundle.
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
+REDIS_PACKAGES = ("redis-server",)
+
 IMAGES = {"workload": "Dockerfile.workload", "operator": "Dockerfile.operator"}
 IMAGE_DIR = CACHE_ROOT / "images"
 
@@ -68,8 +70,11 @@ class ImageError(BuildError):
 
 @dataclass(frozen=True)
 class Base:
+    """A root filesystem made by mmdebstrap from Debian packages, named by their versions."""
+
+    name: str
     codename: str
-    versions: tuple[tuple[str, str], ...]  # (package, candidate version), in BASE_PACKAGES order
+    versions: tuple[tuple[str, str], ...]  # (package, candidate version), in the order asked
 
     @property
     def key(self) -> str:
@@ -78,7 +83,7 @@ class Base:
 
     @property
     def tag(self) -> str:
-        return f"localhost/wsfleet-python:3.11-{self.codename}-{self.key}"
+        return f"localhost/{self.name}-{self.codename}-{self.key}"
 
 
 def project_version() -> str:
@@ -147,9 +152,9 @@ def _codename() -> str:
     raise ImageError("/etc/os-release: no VERSION_CODENAME; the base is made from this machine's Debian release")
 
 
-def base() -> Base:
-    """The base this machine's package lists would make: its packages' candidate versions."""
-    out = _run([_tool("apt-cache"), "policy", *BASE_PACKAGES], env={**os.environ, "LC_ALL": "C"})
+def candidates(packages: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The version apt would install of each package, from this machine's package lists."""
+    out = _run([_tool("apt-cache"), "policy", *packages], env={**os.environ, "LC_ALL": "C"})
     versions: dict[str, str] = {}
     current = ""
     for line in out.splitlines():
@@ -157,24 +162,34 @@ def base() -> Base:
             current = line.rstrip(":")
         elif line.strip().startswith("Candidate:"):
             versions[current] = line.split(":", 1)[1].strip()
-    absent = [p for p in BASE_PACKAGES if versions.get(p, "(none)") == "(none)"]
+    absent = [p for p in packages if versions.get(p, "(none)") == "(none)"]
     if absent:
         raise ImageError(f"apt-cache policy: no candidate for {', '.join(absent)}; run apt-get update")
-    return Base(_codename(), tuple((p, versions[p]) for p in BASE_PACKAGES))
+    return tuple((p, versions[p]) for p in packages)
+
+
+def base() -> Base:
+    """The Python base this machine's package lists would make."""
+    return Base("wsfleet-python:3.11", _codename(), candidates(BASE_PACKAGES))
+
+
+def redis_base() -> Base:
+    """Redis for the dev cluster's pods: Debian's redis-server, as the tests run on the host."""
+    return Base("wsfleet-redis:7", _codename(), candidates(REDIS_PACKAGES))
 
 
 def exists(tag: str) -> bool:
     return subprocess.run([_tool("podman"), "image", "exists", tag], env=tool_env(), check=False).returncode == 0
 
 
-def ensure_base(out: TextIO = sys.stderr) -> str:
-    """Make the base from Debian packages unless the storage has it; return its tag."""
-    b = base()
+def _debian_image(b: Base, changes: tuple[str, ...], what: str, out: TextIO) -> str:
+    """Make `b` from Debian packages unless the storage has it; return its tag."""
     if exists(b.tag):
         return b.tag
-    tar = IMAGE_DIR / f"rootfs-{b.codename}-{b.key}.tar"
+    tar = IMAGE_DIR / f"rootfs-{b.tag.rsplit('/', 1)[1].replace(':', '_')}.tar"
     if not tar.exists():
-        args = [_tool("mmdebstrap"), "--variant=minbase", "--quiet", f"--include={','.join(BASE_PACKAGES)}"]
+        packages = ",".join(p for p, _ in b.versions)
+        args = [_tool("mmdebstrap"), "--variant=minbase", "--quiet", f"--include={packages}"]
         if _MERGED_USR_HOOK.is_dir():
             args.append(f"--hook-dir={_MERGED_USR_HOOK}")
         args += [f"--dpkgopt={o}" for o in _DPKG_EXCLUDES]
@@ -182,21 +197,44 @@ def ensure_base(out: TextIO = sys.stderr) -> str:
         args += [b.codename, str(partial)]
         if DEBIAN_SOURCES.exists():
             args.append(str(DEBIAN_SOURCES))  # this machine's mirror
-        with progress(f"making the Python base from Debian {b.codename} packages (about a minute)", out):
+        with progress(f"making {what} from Debian {b.codename} packages (about a minute)", out):
             _run(args)
             partial.rename(tar)
-    with progress(f"importing the base as {b.tag}", out):
-        _run(
-            [
-                _tool("podman"), "import",
-                "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "--change", "ENV LANG=C.UTF-8",
-                "--change", 'CMD ["python3"]',
-                str(tar), b.tag,
-            ],
-            env=tool_env(),
-        )  # fmt: skip
+    with progress(f"importing {what} as {b.tag}", out):
+        change_args = [a for c in ("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                   "ENV LANG=C.UTF-8", *changes) for a in ("--change", c)]  # fmt: skip
+        _run([_tool("podman"), "import", *change_args, str(tar), b.tag], env=tool_env())
     return b.tag
+
+
+def ensure_base(out: TextIO = sys.stderr) -> str:
+    """The Python base (the Dockerfiles' PYTHON_IMAGE)."""
+    return _debian_image(base(), ('CMD ["python3"]',), "the Python base", out)
+
+
+def ensure_redis(out: TextIO = sys.stderr) -> str:
+    """Redis as a pod runs it: any UID (it writes only /tmp), no persistence, every interface
+    (the pod's own network namespace)."""
+    cmd = '["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", "/tmp"]'
+    return _debian_image(redis_base(), (f"CMD {cmd}", "EXPOSE 6379"), "the Redis image", out)
+
+
+def ensure_pause(binary: Path, out: TextIO = sys.stderr) -> str:
+    """The pod sandbox image: our pause program alone on a scratch image (builds.PAUSE_MAIN)."""
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()[:12]
+    tag = f"localhost/wsfleet-pause:{digest}"
+    if exists(tag):
+        return tag
+    with progress(f"building the sandbox image {tag}", out):
+        env = tool_env()
+        ctr = _run([_tool("buildah"), "from", "scratch"], env=env).strip()
+        try:
+            _run([_tool("buildah"), "copy", "--chmod", "0755", ctr, str(binary), "/pause"], env=env)
+            _run([_tool("buildah"), "config", "--entrypoint", '["/pause"]', "--user", "65535:65535", ctr], env=env)
+            _run([_tool("buildah"), "commit", "--quiet", ctr, tag], env=env)
+        finally:
+            subprocess.run([_tool("buildah"), "rm", ctr], env=env, capture_output=True, check=False)
+    return tag
 
 
 def build(name: str, root: Path, out: TextIO = sys.stderr, *, base_tag: str | None = None) -> str:
@@ -217,6 +255,21 @@ def build(name: str, root: Path, out: TextIO = sys.stderr, *, base_tag: str | No
 def size(tag: str) -> int:
     """The image's size in bytes, every layer counted once."""
     return int(_run([_tool("podman"), "image", "inspect", "--format", "{{.Size}}", tag], env=tool_env()).strip())
+
+
+def image_id(tag: str) -> str:
+    return _run([_tool("podman"), "image", "inspect", "--format", "{{.Id}}", tag], env=tool_env()).strip()
+
+
+def archive(tag: str, out: TextIO = sys.stderr) -> Path:
+    """The image as an OCI archive under the cache, written again only when the image changed."""
+    directory = IMAGE_DIR / "oci" / image_id(tag)[:16]
+    name = tag.rsplit("/", 1)[-1].replace(":", "_")
+    path = directory / f"{name}.tar"
+    if not path.exists():
+        with progress(f"exporting {tag} as an OCI archive", out):
+            export(tag, directory)
+    return path
 
 
 def export(tag: str, directory: Path) -> Path:

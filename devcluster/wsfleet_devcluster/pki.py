@@ -60,8 +60,9 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def create(directory: Path, clients: dict[str, str | None], service_ip: str) -> Pki:
-    """A CA, a serving cert for 127.0.0.1/localhost, one client cert per (CN -> O) entry, SA keys."""
+def create(directory: Path, clients: dict[str, str | None], service_ip: str, api_ips: tuple[str, ...] = ()) -> Pki:
+    """A CA, a serving cert for 127.0.0.1/localhost (and `api_ips`), one client cert per (CN -> O)
+    entry, SA keys."""
     pki = Pki(directory)
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
@@ -108,6 +109,7 @@ def create(directory: Path, clients: dict[str, str | None], service_ip: str) -> 
             x509.DNSName("kubernetes.default.svc"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address(service_ip)),
+            *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in api_ips),
         ],
     )
     for cn, org in clients.items():
