@@ -1,5 +1,7 @@
 # Two commands for a newcomer on a fresh machine:
-#   make demo   render and check a WebSocketService with every default
+#   make demo   the fleet on two real nodes (root): builds the binaries and images (cached), brings up
+#               the dev cluster, installs the operator as a user would, applies an example, waits for
+#               Ready and prints the demo page's URL; `make demo-down` stops it
 #   make test   install the Debian packages the tests use (as root; otherwise it says what to run),
 #               lint, type-check, layer-check, build the local control plane and the images (cached),
 #               run every test
@@ -11,7 +13,7 @@ BIN    := $(VENV)/bin
 # The venv is rebuilt when the pinned dependencies change.
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: demo test lint unit controlplane images crd clean tools promtool
+.PHONY: demo demo-down test lint unit controlplane images crd clean tools promtool
 # The official JS socket.io-client for the workload tests (test-only), reinstalled when the lock changes.
 JSSTAMP := tests/js/node_modules/.installed-$(shell sha256sum tests/js/package-lock.json | cut -c1-16)
 
@@ -21,11 +23,11 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --progress-bar off -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-demo: $(STAMP)
-	@echo ">> wsfleet render   (the built-in WebSocketService 'chat', every default)"
-	@$(BIN)/wsfleet render
-	@echo ">> wsfleet check"
-	@$(BIN)/wsfleet check
+demo: tools $(STAMP)
+	@$(BIN)/wsfleet dev-cluster demo
+
+demo-down: $(STAMP)
+	@$(BIN)/wsfleet dev-cluster down
 
 lint: $(STAMP)
 	@echo ">> ruff";          $(BIN)/ruff check operator workload devcluster tests bench && $(BIN)/ruff format --check operator workload devcluster tests bench
@@ -38,7 +40,9 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 # kube-apiserver, controller-manager, scheduler, etcd and kwok from Go modules, cached under
-# ~/.cache/wsfleet/k8s/<versions>/bin (a cold build takes several minutes and shows progress).
+# ~/.cache/wsfleet/k8s/<versions>/bin, the real nodes' kubelet, kube-proxy, containerd, runc, pause and
+# CoreDNS under ~/.cache/wsfleet/node/<versions>/bin, and Traefik under ~/.cache/wsfleet/gateway (a cold
+# build takes 15 to 25 minutes on 2 cores and shows progress).
 controlplane: $(STAMP)
 	@$(BIN)/wsfleet dev-cluster build
 

@@ -3,10 +3,10 @@
 - the control plane: kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes),
   etcd, kwok (the fake nodes for scale);
 - a real node: kubelet and kube-proxy (k8s.io/kubernetes, the same version), containerd 2 with its
-  runc shim and ctr, runc (with seccomp, through cgo and libseccomp), and the pause program the
-  pod sandboxes run (ours: no image registry is reachable here);
-- the load balancer and the metrics pipeline: Traefik (its Kubernetes Gateway provider) and
-  metrics-server.
+  runc shim and ctr, runc (with seccomp, through cgo and libseccomp), the pause program the
+  pod sandboxes run (ours: no image registry is reachable here), and CoreDNS (cluster DNS);
+- the load balancer: Traefik (its Kubernetes Gateway provider), whose go.mod replace and exclude
+  directives its wrapper module copies (they apply only in a main module).
 
 ``go install k8s.io/kubernetes/cmd/...@v1.36.3`` fails ("unknown revision v0.0.0") because
 k8s.io/kubernetes replaces its staging modules with local paths, so its wrapper module replaces
@@ -37,6 +37,9 @@ ETCD_VERSION = "3.6.16"
 KWOK_VERSION = "0.7.0"  # the last release with built-in fast stages; 0.8 needs Stage YAML
 CONTAINERD_VERSION = "2.2.9"
 RUNC_VERSION = "1.4.4"  # Debian bookworm's runc 1.1.5 predates fixes for published CVEs
+COREDNS_VERSION = "1.12.4"
+TRAEFIK_VERSION = "3.6.12"  # 3.7.x pins dependencies the module proxy refuses (gateway.md)
+GATEWAY_API_VERSION = "1.4.0"  # the standard channel Traefik 3.6 implements
 
 _CLI = "k8s.io/component-base/cli"
 K8S_COMPONENTS = {
@@ -50,7 +53,7 @@ K8S_COMPONENTS = {
     "kube-proxy": ("k8s.io/kubernetes/cmd/kube-proxy/app", "os.Exit(cli.Run(app.NewProxyCommand()))"),
 }
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok")
-NODE = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr", "runc", "pause")
+NODE = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr", "runc", "pause", "coredns")
 CONTAINERD_COMMANDS = ("containerd", "containerd-shim-runc-v2", "ctr")
 
 # The sandbox's process: it holds the pod's namespaces, reaps orphans (it is PID 1 when the pod
@@ -89,6 +92,7 @@ class Versions:
     kwok: str = KWOK_VERSION
     containerd: str = CONTAINERD_VERSION
     runc: str = RUNC_VERSION
+    coredns: str = COREDNS_VERSION
 
     @property
     def key(self) -> str:
@@ -97,7 +101,7 @@ class Versions:
 
     @property
     def node_key(self) -> str:
-        return f"k8s-{self.kubernetes}_containerd-{self.containerd}_runc-{self.runc}"
+        return f"k8s-{self.kubernetes}_containerd-{self.containerd}_runc-{self.runc}_coredns-{self.coredns}"
 
     @property
     def minor(self) -> str:
@@ -185,6 +189,15 @@ def _build_runc(version: str, target: Path, out: TextIO) -> None:
             "-o", str(target), module], src, {"CGO_ENABLED": "1"})  # fmt: skip
 
 
+def _build_coredns(v: Versions, bindir: Path, out: TextIO) -> None:
+    src = bindir.parent / "coredns-src"
+    module = "github.com/coredns/coredns"
+    with progress(f"building CoreDNS v{v.coredns}", out):
+        wrapper(src, "wsfleet.dev/coredns", {module: f"v{v.coredns}"})
+        go(["build", "-ldflags", f"-s -w -X {module}/coremain.GitCommit=v{v.coredns}", "-o", str(bindir / "coredns"),
+            module], src)  # fmt: skip
+
+
 def _build_pause(bindir: Path, out: TextIO) -> None:
     src = bindir.parent / "pause-src"
     with progress("building the pod sandbox's pause program", out):
@@ -205,6 +218,41 @@ def _ensure(what: str, bindir: Path, wanted: tuple[str, ...], build: Callable[[l
         if still:
             raise BuildError(f"built, but still missing from {bindir}: {', '.join(still)}")
     return bindir
+
+
+# Copied from traefik v3.6.12's go.mod: replace and exclude apply only in the main module.
+TRAEFIK_REPLACES = (
+    "github.com/abbot/go-http-auth => github.com/containous/go-http-auth v0.4.1-0.20200324110947-a37a7636d23e",
+    "github.com/gorilla/mux => github.com/containous/mux v0.0.0-20250523120546-41b6ec3aed59",
+    "github.com/mailgun/minheap => github.com/containous/minheap v0.0.0-20190809180810-6e71eb837595",
+)
+TRAEFIK_EXCLUDES = ("github.com/tencentcloud/tencentcloud-sdk-go v3.0.83+incompatible",)
+
+
+def traefik_binary(version: str = TRAEFIK_VERSION) -> Path:
+    return CACHE_ROOT / "gateway" / f"traefik-{version}" / "bin" / "traefik"
+
+
+def ensure_traefik(version: str = TRAEFIK_VERSION, out: TextIO = sys.stderr) -> Path:
+    """Traefik, built from its Go module (a cold build takes about 6 minutes on 2 cores)."""
+    target = traefik_binary(version)
+    if target.is_file():
+        return target
+    src = target.parent.parent / "src"
+    module = "github.com/traefik/traefik/v3"
+    with progress(f"building Traefik v{version} (cold: about 8 minutes on 2 cores)", out):
+        wrapper(
+            src, "wsfleet.dev/traefik", {module: f"v{version}"}, replaces=TRAEFIK_REPLACES, excludes=TRAEFIK_EXCLUDES
+        )
+        go(["build", "-ldflags", f"-s -w -X {module}/pkg/version.Version=v{version}", "-o", str(target),
+            f"{module}/cmd/traefik"], src)  # fmt: skip
+    return target
+
+
+def module_dir(module: str, version: str, work: Path) -> Path:
+    """Where the Go module cache holds `module@version` (downloaded if it is not there)."""
+    work.mkdir(parents=True, exist_ok=True)
+    return Path(json.loads(go(["mod", "download", "-json", f"{module}@v{version}"], work))["Dir"])
 
 
 def ensure_binaries(versions: Versions = Versions(), out: TextIO = sys.stderr) -> Path:
@@ -244,5 +292,7 @@ def ensure_node_binaries(versions: Versions = Versions(), out: TextIO = sys.stde
             ensure_runc(versions, out)
         if "pause" in todo:
             _build_pause(bindir, out)
+        if "coredns" in todo:
+            _build_coredns(versions, bindir, out)
 
     return _ensure("node", bindir, NODE, build, out)

@@ -1,10 +1,14 @@
 """``wsfleet dev-cluster``: the local cluster the tests and the demo run on.
 
-    wsfleet dev-cluster build            build the control plane's binaries (cached by version)
+    wsfleet dev-cluster build            build the control plane's, the real nodes' and the
+                                         Gateway's binaries (cached by version)
     wsfleet dev-cluster up|down|status   start, stop or show the cluster in --dir
                 [--real-nodes N] [--kwok-nodes M]
                                          up: N real nodes (kubelet, containerd, runc) in two zones,
                                          holding the images built from --source; M kwok nodes
+    wsfleet dev-cluster demo [--source DIR]
+                                         the fleet on two real nodes, installed as a user would
+                                         (`make demo`; demo.py)
     wsfleet dev-cluster images [--source DIR] [--export DIR]
                                          build the operator and workload images with buildah
 
@@ -20,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from wsfleet_devcluster import builds, controlplane, images, node
+from wsfleet_devcluster import builds, controlplane, demo, images, node
 
 DEV_CLUSTER_DIR = Path.home() / ".cache" / "wsfleet" / "clusters" / "dev"
 
@@ -29,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="wsfleet dev-cluster", description="a local cluster built from Go modules, on this machine only"
     )
-    p.add_argument("action", choices=["build", "up", "down", "status", "images"])
+    p.add_argument("action", choices=["build", "up", "down", "status", "images", "demo"])
     p.add_argument("--dir", default=str(DEV_CLUSTER_DIR), help=f"cluster directory (default: {DEV_CLUSTER_DIR})")
     p.add_argument("--source", default=".", help="images: the checkout holding the Dockerfiles (default: .)")
     p.add_argument("--export", default=None, metavar="DIR", help="images: also write each as an OCI archive in DIR")
@@ -37,15 +41,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kwok-nodes", type=int, default=None, metavar="M",
                    help="up: kwok's fake nodes (default 3, or 0 with real nodes)")  # fmt: skip
     return p
-
-
-def real_nodes(count: int, source: Path, out: TextIO) -> node.RealNodes:
-    """Everything N real nodes need, built or taken from the cache: the node binaries, the
-    sandbox image, and the images the pods run (workload, operator, Redis)."""
-    bindir = builds.ensure_node_binaries(out=out)
-    sandbox = images.ensure_pause(bindir / "pause", out)
-    tags = [sandbox, images.ensure_redis(out), *images.build_all(source, out).values()]
-    return node.RealNodes(count, bindir, sandbox, tuple(images.archive(t, out) for t in tags))
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -56,12 +51,20 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(f"{images.export(tag, Path(args.export))}\n")
         return 0
     dc = controlplane.DevCluster(Path(args.dir))
+    if args.action == "demo":
+        demo.run(dc, Path(args.source), out)
+        return 0
     if args.action == "build":
-        out.write(f"{builds.ensure_binaries(out=out)}\n")
+        for path in (
+            builds.ensure_binaries(out=out),
+            builds.ensure_node_binaries(out=out),
+            builds.ensure_traefik(out=out),
+        ):
+            out.write(f"{path}\n")
     elif args.action == "up":
         builds.ensure_binaries(out=out)
         if args.real_nodes:
-            dc.real = real_nodes(args.real_nodes, Path(args.source), out)
+            dc.real = node.RealNodes.build(args.real_nodes, Path(args.source), out)
         kwok = args.kwok_nodes if args.kwok_nodes is not None else (0 if args.real_nodes else 3)
         dc.up(out=out, nodes=kwok)
     elif args.action == "down":

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -34,9 +33,9 @@ from typing import Any, TextIO
 
 import yaml
 
-from wsfleet_devcluster import builds, node, pki, podnet
+from wsfleet_devcluster import builds, lending, node, pki, podnet
 
-CONTEXT = "wsfleet-dev"
+CONTEXT = node.CONTEXT
 MARKER = ".wsfleet-dev-cluster"
 SERVICE_CIDR = str(podnet.SERVICE_RANGE)
 SERVICE_CIDR_FIRST_IP = str(podnet.SERVICE_RANGE[1])  # the kubernetes Service, in the API server certificate
@@ -62,11 +61,7 @@ class ClusterError(RuntimeError):
     pass
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+free_port = lending.free_port
 
 
 def _kubeconfig(server: str, ca: Path, cert: Path, key: Path, user: str) -> dict[str, Any]:
@@ -138,6 +133,11 @@ class DevCluster:
             self.down()
         if self.real:
             podnet.check_host()
+            if podnet.bridges():  # ours were removed by down() above: these are another cluster's
+                raise ClusterError(
+                    f"another dev cluster with real nodes runs on this machine (bridges {', '.join(podnet.bridges())}); "
+                    "one at a time: run `wsfleet dev-cluster down --dir DIR` in its directory"
+                )
             podnet.ensure_api_address()
             self.address = podnet.API_ADDRESS
         # a new cluster every time: the objects of the last one would collide with the new ones
@@ -180,7 +180,8 @@ class DevCluster:
             if self.real:
                 self.real.start(self, certs.ca_cert, out)
                 self._save_state()
-                self.real.wait_ready(self, out)
+                self.real.wait_ready(self, out)  # and starts the Gateway
+                self._save_state()
         except BaseException:
             self.down()
             raise
@@ -256,7 +257,7 @@ class DevCluster:
             "--log-level=warn",
         ]
         self._start("etcd", args, out)
-        self._wait(lambda: _http_ok(f"{client}/health"), "etcd /health")
+        self._wait(lambda: http_ok(f"{client}/health"), "etcd /health")
 
     def _start_apiserver(self, certs: pki.Pki, out: TextIO) -> None:
         policy = self.dir / "audit-policy.yaml"
@@ -419,9 +420,9 @@ def _pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str, timeout: float = 2) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False

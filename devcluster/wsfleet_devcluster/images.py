@@ -61,6 +61,7 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 REDIS_PACKAGES = ("redis-server",)
 
 IMAGES = {"workload": "Dockerfile.workload", "operator": "Dockerfile.operator"}
+REGISTRY = "ghcr.io/wsfleet"
 IMAGE_DIR = CACHE_ROOT / "images"
 
 
@@ -92,6 +93,13 @@ def project_version() -> str:
 
 def image_name(name: str, version: str | None = None) -> str:
     return f"localhost/wsfleet-{name}:{version or project_version()}"
+
+
+def published_name(name: str, version: str | None = None) -> str:
+    """The name the image is published under, which the operator's install and the
+    WebSocketService default name: the dev cluster's nodes hold the local build under it too, so
+    both work unchanged (tests/unit/test_images.py checks that they agree)."""
+    return f"{REGISTRY}/{name}:{version or project_version()}"
 
 
 def _tool(name: str) -> str:

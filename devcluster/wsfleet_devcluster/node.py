@@ -21,22 +21,33 @@ namespace, so one set of rules serves both.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 import yaml
 
-from wsfleet_devcluster import podnet
+from wsfleet_devcluster import builds, dns, gateway, images, podnet
+from wsfleet_devcluster.lending import Cluster, free_port
 
-CLUSTER_DOMAIN = "cluster.local"
+# The nodes' own directories. Unix socket paths hold at most 104 bytes here (containerd refuses
+# longer ones, and the kubelet makes sockets under its root directory), and a cluster directory
+# under a long HOME leaves no room for them: each node lives in a short directory here, named
+# after a digest of its cluster's directory, and the cluster directory links to it (nodes/NAME).
+NODE_ROOT = Path("/var/lib/wsfleet")
+
+
+def node_dir(cluster_dir: Path, name: str) -> Path:
+    key = hashlib.sha256(str(cluster_dir.resolve()).encode()).hexdigest()[:8]
+    return NODE_ROOT / f"{key}-{name}"
 
 
 @dataclass(frozen=True)
@@ -51,13 +62,12 @@ class Node:
 
     @property
     def socket(self) -> Path:
-        return self.dir / "containerd" / "containerd.sock"
+        return self.dir / "containerd.sock"
 
     @property
     def cgroup_root(self) -> str:
-        # one per node and per cluster directory, so that two clusters never share one
-        key = hashlib.sha256(str(self.dir.parent.resolve()).encode()).hexdigest()[:8]
-        return f"wsfleet-{key}-{self.name}"
+        # one per node and per cluster directory (the node directory's name says both)
+        return f"wsfleet-{self.dir.name}"
 
     @property
     def runc_root(self) -> Path:
@@ -127,7 +137,8 @@ state = "{d / "state"}"
                 "x509": {"clientCAFile": str(ca)},
             },
             "authorization": {"mode": "Webhook"},
-            "clusterDomain": CLUSTER_DOMAIN,
+            "clusterDomain": dns.CLUSTER_DOMAIN,
+            "clusterDNS": [podnet.API_ADDRESS],  # CoreDNS on the host (dns.py)
             # a small machine: evict on memory pressure only when it is real
             "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
             "imageGCHighThresholdPercent": 100,
@@ -174,6 +185,11 @@ state = "{d / "state"}"
         if proc.returncode != 0:
             raise RuntimeError(f"{self.name}: ctr images import {archive}: {proc.stderr.strip()}")
 
+    def tag_image(self, name: str, alias: str) -> None:
+        proc = self.ctr("images", "tag", "--force", name, alias)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{self.name}: ctr images tag {name} {alias}: {proc.stderr.strip()}")
+
     def stop_workloads(self) -> None:
         """Kill what the node ran: every process in its cgroups (the containers), then the runc
         shims of its containerd. Called once the kubelet and containerd are stopped."""
@@ -207,6 +223,10 @@ state = "{d / "state"}"
         """After the processes: unmount everything under the node, remove its cgroups; return
         what is left."""
         left = podnet.unmount_under(self.dir)
+        if not left:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                NODE_ROOT.rmdir()  # when no other cluster's node is left
         return left + podnet.remove_cgroup_root(self.cgroup_root)
 
 
@@ -229,22 +249,8 @@ def kube_proxy_config(kubeconfig: Path, hostname: str, port_healthz: int, port_m
 KUBELET_CLIENT = "kube-apiserver-kubelet-client"  # the API server's identity towards the kubelets
 KUBE_PROXY_USER = "system:kube-proxy"  # bound to system:node-proxier by the default policy
 ZONES = ("zone-a", "zone-b")
+CONTEXT = "wsfleet-dev"  # the only context of every kubeconfig the control plane writes
 READY_TIMEOUT = 180.0
-
-
-class Starter(Protocol):
-    """What the control plane lends the nodes: its process starter and its API client."""
-
-    dir: Path
-    procs: dict[str, subprocess.Popen[bytes]]
-
-    def _start(
-        self, name: str, args: list[str], out: TextIO, *, exe: Path | None = None, env: dict[str, str] | None = None
-    ) -> None: ...
-
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any: ...
-
-    def _wait(self, check: Any, what: str, timeout: float = ...) -> None: ...
 
 
 def kubeconfig_name(cn: str) -> str:
@@ -259,16 +265,37 @@ class RealNodes:
     bindir: Path
     sandbox_image: str = ""
     archives: tuple[Path, ...] = ()  # OCI archives every node imports (the sandbox image's first)
+    aliases: tuple[tuple[str, str], ...] = ()  # (imported name, another name for it), e.g. the published one
+    traefik: Path | None = None  # the Gateway's binary (gateway.py); None: no Gateway
+
+    @classmethod
+    def build(cls, count: int, source: Path, out: TextIO) -> RealNodes:
+        """Everything `count` real nodes need, built or taken from the cache: the node binaries,
+        the sandbox image, and the images the pods run (workload and operator from `source`'s
+        Dockerfiles, also under their published names; Redis)."""
+        bindir = builds.ensure_node_binaries(out=out)
+        sandbox = images.ensure_pause(bindir / "pause", out)
+        built = images.build_all(source, out)
+        tags = [sandbox, images.ensure_redis(out), *built.values()]
+        aliases = tuple((tag, images.published_name(name)) for name, tag in built.items())
+        archives = tuple(images.archive(t, out) for t in tags)
+        return cls(count, bindir, sandbox, archives, aliases, builds.ensure_traefik(out=out))
 
     def nodes(self, cluster_dir: Path) -> list[Node]:
         return [
-            Node(f"node{i}", ZONES[(i - 1) % len(ZONES)], podnet.NodeNet(i), cluster_dir / "nodes" / f"node{i}", self.bindir)
+            Node(f"node{i}", ZONES[(i - 1) % len(ZONES)], podnet.NodeNet(i), node_dir(cluster_dir, f"node{i}"), self.bindir)
             for i in range(1, self.count + 1)
         ]  # fmt: skip
 
     def clients(self) -> dict[str, str | None]:
         users: dict[str, str | None] = {f"system:node:node{i}": "system:nodes" for i in range(1, self.count + 1)}
-        return {**users, KUBE_PROXY_USER: None, KUBELET_CLIENT: "system:masters"}
+        return {
+            **users,
+            KUBE_PROXY_USER: None,
+            KUBELET_CLIENT: "system:masters",
+            dns.DNS_USER: "system:masters",
+            gateway.TRAEFIK_USER: "system:masters",
+        }
 
     def state(self) -> dict[str, Any]:
         return {"count": self.count, "bindir": str(self.bindir), "sandbox_image": self.sandbox_image}
@@ -279,9 +306,13 @@ class RealNodes:
             return None
         return cls(state["count"], Path(state["bindir"]), state.get("sandbox_image", ""))
 
-    def start(self, dc: Starter, ca: Path, out: TextIO) -> None:
+    def start(self, dc: Cluster, ca: Path, out: TextIO) -> None:
         for n in self.nodes(dc.dir):
             n.prepare(ca, self.sandbox_image)
+            link = dc.dir / "nodes" / n.name
+            link.parent.mkdir(exist_ok=True)
+            if not link.is_symlink():
+                link.symlink_to(n.dir)
             dc._start(f"containerd-{n.name}", ["--config", str(n.dir / "containerd.toml")], out,
                       exe=self.bindir / "containerd", env=n.containerd_env())  # fmt: skip
             dc._wait(lambda n=n: n.ctr("version", timeout=5).returncode == 0, f"containerd of {n.name}", 60)
@@ -289,18 +320,27 @@ class RealNodes:
                 out.write(f">> {n.name}: importing {archive.name}\n")
                 out.flush()
                 n.import_image(archive)
+            for name, alias in self.aliases:
+                n.tag_image(name, alias)
             kubeconfig = dc.dir / kubeconfig_name(f"system:node:{n.name}")
             dc._start(f"kubelet-{n.name}", n.kubelet_args(kubeconfig), out, exe=self.bindir / "kubelet")
         proxy = dc.dir / "kube-proxy.yaml"
-        config = kube_proxy_config(dc.dir / kubeconfig_name(KUBE_PROXY_USER), "node1", _free_port(), _free_port())
+        config = kube_proxy_config(dc.dir / kubeconfig_name(KUBE_PROXY_USER), "node1", free_port(), free_port())
         proxy.write_text(yaml.safe_dump(config))
         dc._start("kube-proxy", [f"--config={proxy}"], out, exe=self.bindir / "kube-proxy")
+        corefile = dc.dir / "Corefile"
+        corefile.write_text(dns.corefile(dc.dir / kubeconfig_name(dns.DNS_USER), CONTEXT))
+        dc._start("coredns", dns.args(corefile), out, exe=self.bindir / "coredns")
 
-    def wait_ready(self, dc: Starter, out: TextIO) -> None:
+    def wait_ready(self, dc: Cluster, out: TextIO) -> None:
         for n in self.nodes(dc.dir):
             out.write(f">> waiting for {n.name} ({n.zone}, {n.net.address}) to be Ready\n")
             out.flush()
             dc._wait(lambda n=n: _node_ready(dc, n.name), f"node {n.name} Ready", READY_TIMEOUT)
+        if self.traefik is not None:
+            ports = gateway.start(dc, self.traefik, out)
+            (dc.dir / "gateway" / "ports.json").write_text(json.dumps(ports))
+            out.write(f">> Gateway {gateway.NAMESPACE}/{gateway.GATEWAY}: http://127.0.0.1:{ports['web']}/\n")
 
     def cleanup(self, cluster_dir: Path) -> list[str]:
         """Once the processes are stopped: what the nodes left in the host's kernel. Returns
@@ -309,6 +349,7 @@ class RealNodes:
         for n in self.nodes(cluster_dir):
             n.stop_workloads()
             left += n.cleanup()
+            (cluster_dir / "nodes" / n.name).unlink(missing_ok=True)
         proxy = self.bindir / "kube-proxy"
         if proxy.is_file():
             subprocess.run([str(proxy), "--cleanup"], capture_output=True, timeout=60, check=False)
@@ -319,16 +360,9 @@ class RealNodes:
         return left
 
 
-def _node_ready(dc: Starter, name: str) -> bool:
+def _node_ready(dc: Cluster, name: str) -> bool:
     try:
         obj = dc.request("GET", f"/api/v1/nodes/{name}")
     except OSError:
         return False
     return any(c["type"] == "Ready" and c["status"] == "True" for c in obj.get("status", {}).get("conditions", []))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port

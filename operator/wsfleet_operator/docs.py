@@ -66,13 +66,15 @@ def _profiles(root: Path) -> str:
         if p.fixed_cookie_name:
             limits.append(f"cookie name fixed: {p.fixed_cookie_name}")
         rows.append(
-            f"| `{key}` | {p.label} | {p.pre_stop} s | {p.idle_setting or _no_idle(p.lifetime_setting)} "
+            f"| `{key}` | {p.label} | {p.pre_stop} s | {p.idle_setting or _no_idle(p.lifetime_setting, p.idle_limit)} "
             f"| {p.lifetime_setting or '-'} | {p.drain_setting or '-'} | {', '.join(limits) or '-'} |"
         )
     return "\n".join(rows)
 
 
-def _no_idle(lifetime_setting: str | None) -> str:
+def _no_idle(lifetime_setting: str | None, idle_limit: bool) -> str:
+    if not idle_limit:
+        return "none: upgraded connections are never closed for silence; the heartbeat notices dead peers"
     if lifetime_setting:
         return "none: the lifetime cap also bounds idle sockets"
     return "on your Gateway or load balancer, as `wsfleet check` prints it"

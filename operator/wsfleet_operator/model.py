@@ -34,7 +34,7 @@ DEFAULT_IMAGE = "ghcr.io/wsfleet/workload:0.1.0"
 
 Provider = Literal["nginx", "alb", "gce", "gateway", "none"]
 PROVIDERS: tuple[Provider, ...] = ("nginx", "alb", "gce", "gateway", "none")
-GatewayImplementation = Literal["generic", "envoy", "gke"]
+GatewayImplementation = Literal["generic", "envoy", "gke", "traefik"]
 Transport = Literal["websocket", "polling"]
 
 # A Kubernetes resource quantity ("500m", "512Mi", 2), kept as a string.
@@ -165,7 +165,10 @@ class LoadBalancer(_Spec):
     )
     implementation: GatewayImplementation = Field(
         default="generic",
-        description="With provider gateway: envoy adds a BackendTrafficPolicy, gke a GCPBackendPolicy and HealthCheckPolicy.",
+        description=(
+            "With provider gateway: envoy adds a BackendTrafficPolicy, gke a GCPBackendPolicy and HealthCheckPolicy, "
+            "traefik a TraefikService carrying the affinity cookie."
+        ),
     )
     gateway: GatewayRef | None = Field(default=None, description="With provider gateway: the parent Gateway.")
     host: (

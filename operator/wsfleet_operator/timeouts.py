@@ -43,6 +43,10 @@ class LbProfile:
     cookie_ttl_max: int | None = None
     client_ip_affinity: bool = True
     fixed_cookie_name: str | None = None
+    # False: the load balancer never closes an upgraded connection for being silent (Traefik: Go's
+    # net/http clears the deadlines when the proxy hijacks the connection), so only the heartbeat
+    # notices a dead peer, and no idle timeout is rendered.
+    idle_limit: bool = True
 
 
 # Service.spec.sessionAffinityConfig.clientIP.timeoutSeconds is capped at one day.
@@ -89,6 +93,14 @@ PROFILES: dict[str, LbProfile] = {
             lifetime_setting="GCPBackendPolicy timeoutSec",
             drain_setting="GCPBackendPolicy connectionDraining.drainingTimeoutSec",
             fixed_cookie_name="GCLB",
+        ),
+        LbProfile(
+            "gateway/traefik",
+            "Traefik",
+            10,  # it stops sending new connections to an unready endpoint within 0.2 s of the API write
+            None,
+            client_ip_affinity=False,  # a TraefikService's only affinity is its sticky cookie
+            idle_limit=False,
         ),
         LbProfile("none", "your load balancer", 10, None),
     )
@@ -177,6 +189,16 @@ def hierarchy(t: Timeouts) -> list[str]:
     lines = []
     if t.profile.lifetime_setting and not t.profile.idle_setting:
         lines.append(f"LB lifetime cap {fmt(t.lifetime)} ({t.profile.lifetime_setting})")
+    if not t.profile.idle_limit:
+        lines.append(
+            f"LB idle none ({t.profile.label} keeps an upgraded connection however long it is silent) "
+            f"> heartbeat window {fmt(t.window)} > interval {fmt(t.interval)}"
+        )
+        lines.append(
+            f"the heartbeat is what notices a dead peer; a proxy in front of {t.profile.label} needs an idle timeout "
+            f"of at least {fmt(t.window + t.margin)}"
+        )
+        return lines
     idle_note = "derived" if t.idle_derived else "set"
     lines.append(f"LB idle {fmt(t.idle)} ({idle_note}) > heartbeat window {fmt(t.window)} > interval {fmt(t.interval)}")
     lines.append(f"margin {fmt(t.idle - t.window)} (required {fmt(t.margin)})")

@@ -42,6 +42,7 @@ STAND_INS = [
     ("gateway.envoyproxy.io", "v1alpha1", "BackendTrafficPolicy", "backendtrafficpolicies"),
     ("networking.gke.io", "v1", "GCPBackendPolicy", "gcpbackendpolicies"),
     ("networking.gke.io", "v1", "HealthCheckPolicy", "healthcheckpolicies"),
+    ("traefik.io", "v1alpha1", "TraefikService", "traefikservices"),
     ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors"),
     ("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules"),
 ]

@@ -23,7 +23,10 @@ _FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```[ \t]*$", re.S | re.M)
 # compared with what the code produces, not executed), and the test that does it.
 RUN, CHECKED = "run", "checked"
 RUNNERS: dict[str, tuple[str, str]] = {
-    "make": (CHECKED, "tests/unit/test_doc_snippets.py: `make demo` runs; `make test` is compared with .ci/run"),
+    "make": (
+        CHECKED,
+        "tests/integration/nodes/test_demo.py runs `make demo` as written; `make test` is compared with .ci/run",
+    ),
     "cli": (RUN, "tests/unit/test_doc_snippets.py: each line runs and exits 0"),
     "alb-check": (CHECKED, "tests/unit/test_doc_snippets.py: every line is in `wsfleet check` of the ALB example"),
     "bad-spec": (

@@ -24,7 +24,7 @@ from wsfleet_workload import contract
 
 # Kinds whose schemas come from third-party CRDs, not from Kubernetes itself.
 CRD_KINDS = {"BackendConfig", "HTTPRoute", "BackendTrafficPolicy", "GCPBackendPolicy", "HealthCheckPolicy",
-             "ServiceMonitor", "PrometheusRule"}  # fmt: skip
+             "TraefikService", "ServiceMonitor", "PrometheusRule"}  # fmt: skip
 
 
 def load(path: Path) -> WebSocketService:
@@ -42,7 +42,9 @@ def test_there_is_an_example_per_provider() -> None:
     for path in EXAMPLES:
         lb = load(path).spec.load_balancer
         providers.add(f"gateway/{lb.implementation}" if lb.provider == "gateway" else lb.provider)
-    assert providers == {"nginx", "alb", "gce", "gateway/generic", "gateway/envoy", "gateway/gke", "none"}
+    assert providers == {
+        "nginx", "alb", "gce", "gateway/generic", "gateway/envoy", "gateway/gke", "gateway/traefik", "none"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
@@ -269,6 +271,26 @@ def test_gce_lifetime_cap_and_draining() -> None:
     svc = objs["Service"]["metadata"]["annotations"]
     assert yaml.safe_load(svc["cloud.google.com/backend-config"]) == {"default": "chat"}
     assert objs["Ingress"]["metadata"]["annotations"]["kubernetes.io/ingress.class"] == "gce"
+
+
+def test_gateway_traefik_sticky_cookie_through_a_traefik_service() -> None:
+    spec = {"loadBalancer": {"provider": "gateway", "implementation": "traefik", "gateway": {"name": "traefik"}},
+            "affinity": {"mode": "cookie", "cookieName": "CHAT", "ttl": "2h"}}  # fmt: skip
+    objs = render(spec)
+    ts = objs["TraefikService"]
+    (backend,) = ts["spec"]["weighted"]["services"]
+    assert backend["name"] == objs["Service"]["metadata"]["name"]
+    assert backend["port"] == objs["Service"]["spec"]["ports"][0]["port"]
+    assert backend["sticky"]["cookie"] == {"name": "CHAT", "httpOnly": True, "sameSite": "lax", "maxAge": 7200}
+    (rule,) = objs["HTTPRoute"]["spec"]["rules"]
+    assert rule["backendRefs"] == [{"group": "traefik.io", "kind": "TraefikService", "name": ts["metadata"]["name"]}]
+    assert "timeouts" not in rule, "Traefik has no idle timeout for upgraded connections: nothing to render"
+    # without cookie affinity the route goes straight to the Service
+    plain = render({**spec, "affinity": {"mode": "none"}, "transports": ["websocket"]})
+    assert "TraefikService" not in plain
+    assert plain["HTTPRoute"]["spec"]["rules"][0]["backendRefs"] == [
+        {"name": plain["Service"]["metadata"]["name"], "port": plain["Service"]["spec"]["ports"][0]["port"]}
+    ]
 
 
 def test_gateway_envoy_policy() -> None:

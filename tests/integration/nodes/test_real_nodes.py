@@ -5,8 +5,10 @@ the images built from the Dockerfiles. One cluster for the module (two nodes, tw
 |-----------------------------|-------------------------------------------------------------------------|
 | nodes                       | two Ready, v1.36.3, containerd 2.2.9, one per zone, InternalIP on their  |
 |                             | bridge                                                                  |
-| restricted pods             | Redis and the rendered workload Deployment admitted under               |
-|                             | `enforce: restricted`, Ready through their probes; inside: UID 1000,    |
+| restricted pods             | Redis and the rendered workload Deployment (the default image, under    |
+|                             | its published name) admitted under `enforce: restricted`, Ready through |
+|                             | their probes (the workload reaches Redis by name: cluster DNS); inside: |
+|                             | UID 1000,                                                               |
 |                             | seccomp filter, read-only root; reached through a ClusterIP Service     |
 |                             | (kube-proxy) from the host and from the other node's pod                |
 | kubectl logs / exec         | through the API server to each kubelet                                  |
@@ -35,8 +37,9 @@ import pytest
 import redis as redis_client
 import yaml
 
-from tests.integration.conftest import BIN, Kubectl, wait_until
-from wsfleet_devcluster import builds, cli, controlplane, podnet
+from tests.conftest import ROOT
+from tests.integration.conftest import BIN, Kubectl
+from wsfleet_devcluster import builds, controlplane, demo, images, node, podnet
 from wsfleet_operator.model import WebSocketService
 from wsfleet_operator.render import render_all
 
@@ -57,11 +60,12 @@ def host_state(directory: Path) -> dict[str, Any]:
                 cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if str(directory) in cmd or "containerd-shim" in cmd:
+            if str(directory) in cmd or str(node.NODE_ROOT) in cmd or "containerd-shim" in cmd:
                 procs.append(cmd[:200])
     return {
         "processes": sorted(procs),
-        "mounts": podnet.mounts_under(directory),
+        "mounts": podnet.mounts_under(directory) + podnet.mounts_under(node.NODE_ROOT),
+        "node_dirs": sorted(os.listdir(node.NODE_ROOT)) if node.NODE_ROOT.is_dir() else [],
         "bridges": podnet.bridges(),
         "cgroups": sorted(str(p) for h in podnet.cgroup_hierarchies() for p in h.glob("wsfleet-*")),
         "kube_chains": podnet.kube_chains(),
@@ -83,7 +87,7 @@ def before(cluster_dir: Path) -> dict[str, Any]:
 def real(cluster_dir: Path, before: dict[str, Any]) -> Iterator[controlplane.DevCluster]:
     builds.ensure_binaries(out=sys.stderr)
     dc = controlplane.DevCluster(cluster_dir)
-    dc.real = cli.real_nodes(2, Path(__file__).parents[3], sys.stderr)
+    dc.real = node.RealNodes.build(2, ROOT, sys.stderr)
     dc.up(out=sys.stderr, nodes=0)
     yield dc
     dc.down()
@@ -113,52 +117,26 @@ def test_two_real_nodes_in_two_zones(kubectl: Kubectl) -> None:
 
 @pytest.fixture(scope="module")
 def fleet(kubectl: Kubectl, real: controlplane.DevCluster) -> dict[str, Any]:
-    """Redis and the rendered workload in a namespace that enforces `restricted`."""
-    assert real.real is not None
-    redis_image, workload_image = (next(a for a in real.real.archives if n in a.name) for n in ("redis", "workload"))
+    """Redis (as the demo runs it) and the rendered workload, in a namespace that enforces
+    `restricted`; the workload finds Redis by its Service's name, through the cluster's DNS."""
     kubectl("create", "namespace", NS)
     kubectl("label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted")
-    redis_tag = "localhost/" + redis_image.name.removesuffix(".tar").replace("_", ":", 1)
-    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(redis_objects(redis_tag)))
-    wait_until(lambda: kubectl("-n", NS, "get", "svc", "redis", "-o", "json", check=False).returncode == 0, 30, "svc")
-    ip = json.loads(kubectl("-n", NS, "get", "svc", "redis", "-o", "json").stdout)["spec"]["clusterIP"]
-    kubectl("-n", NS, "create", "secret", "generic", "wsfleet-redis", f"--from-literal=url=redis://{ip}:6379/0")
-    tag = "localhost/" + workload_image.name.removesuffix(".tar").replace("_", ":", 1)
+    redis = demo.redis_objects(images.redis_base().tag, NS)
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(redis))
+    kubectl("-n", NS, "create", "secret", "generic", "wsfleet-redis", f"--from-literal=url={demo.REDIS_URL}")
     wss = WebSocketService.model_validate({
         "apiVersion": "wsfleet.dev/v1alpha1", "kind": "WebSocketService", "metadata": {"name": "chat", "namespace": NS},
-        "spec": {"image": tag, "imagePullPolicy": "Never", "replicas": {"min": 3, "max": 4}},
+        "spec": {"replicas": {"min": 3, "max": 4}},  # the default image, under its published name
     })  # fmt: skip
     docs = [d for d in render_all(wss) if d["kind"] in KINDS]
     for d in docs:
         if d["kind"] == "Deployment":
             d["spec"]["replicas"] = 3  # the HPA's job, and there is no HPA without metrics
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
-    kubectl("-n", NS, "wait", "--for=condition=Ready", "pod", "-l", "wsfleet.dev/service=chat", "--timeout=180s")
-    kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/redis", "--timeout=60s")
+    kubectl("-n", NS, "rollout", "status", "deployment/redis", "--timeout=120s")
+    kubectl("-n", NS, "rollout", "status", "deployment/chat", "--timeout=180s")
+    ip = json.loads(kubectl("-n", NS, "get", "svc", "redis", "-o", "json").stdout)["spec"]["clusterIP"]
     return {"redis_ip": ip}
-
-
-def redis_objects(image: str) -> list[dict[str, Any]]:
-    pod = {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "redis", "namespace": NS, "labels": {"app": "redis"}},
-        "spec": {
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "redis", "image": image, "imagePullPolicy": "Never",
-                "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]}},
-                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                "readinessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 2},
-            }],
-            "volumes": [{"name": "tmp", "emptyDir": {}}],
-        },
-    }  # fmt: skip
-    svc = {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "redis", "namespace": NS},
-        "spec": {"selector": {"app": "redis"}, "ports": [{"port": 6379}]},
-    }  # fmt: skip
-    return [pod, svc]
 
 
 def _pods(kubectl: Kubectl) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Gateway API: an HTTPRoute, plus the implementation's policy object for envoy and gke.
+"""Gateway API: an HTTPRoute, plus the implementation's policy object for envoy and gke, and a
+TraefikService for traefik's cookie affinity.
 
 HTTPRoute rules[].timeouts are left unset: they bound whole requests, which for
 an upgraded WebSocket means its lifetime, and the GKE Gateway rejects them.
@@ -19,9 +20,14 @@ HTTP_ROUTE: Kind = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 BACKEND_TRAFFIC_POLICY: Kind = ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy")
 GCP_BACKEND_POLICY: Kind = ("networking.gke.io/v1", "GCPBackendPolicy")
 HEALTH_CHECK_POLICY: Kind = ("networking.gke.io/v1", "HealthCheckPolicy")
+TRAEFIK_SERVICE: Kind = ("traefik.io/v1alpha1", "TraefikService")
 
 
-def http_route(ctx: Context) -> Manifest:
+def _service_backend(ctx: Context) -> dict[str, Any]:
+    return {"name": ctx.name, "port": ctx.spec.port}
+
+
+def http_route(ctx: Context, backend: dict[str, Any] | None = None) -> Manifest:
     lb = ctx.spec.load_balancer
     assert lb.gateway is not None, "S1 guarantees a gateway reference"
     parent: dict[str, Any] = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": lb.gateway.name}
@@ -31,7 +37,7 @@ def http_route(ctx: Context) -> Manifest:
         parent["sectionName"] = lb.gateway.section_name
     rule: dict[str, Any] = {
         "matches": [{"path": {"type": "PathPrefix", "value": lb.path}}],
-        "backendRefs": [{"name": ctx.name, "port": ctx.spec.port}],
+        "backendRefs": [backend or _service_backend(ctx)],
     }
     if lb.session_persistence:
         rule["sessionPersistence"] = {
@@ -133,6 +139,26 @@ def health_check_policy(ctx: Context) -> Manifest:
     }
 
 
+def traefik_service(ctx: Context) -> Manifest:
+    """The Service behind a sticky cookie: Traefik's Gateway provider has no affinity setting of
+    its own, and HTTPRoute sessionPersistence is not in the standard channel it implements."""
+    aff = ctx.spec.affinity
+    cookie = {"name": aff.cookie_name, "httpOnly": True, "sameSite": "lax", "maxAge": aff.ttl}
+    return {
+        "apiVersion": TRAEFIK_SERVICE[0],
+        "kind": TRAEFIK_SERVICE[1],
+        "metadata": ctx.meta(),
+        "spec": {"weighted": {"services": [{**_service_backend(ctx), "sticky": {"cookie": cookie}}]}},
+    }
+
+
+def render_traefik(ctx: Context) -> list[Manifest]:
+    if ctx.spec.affinity.mode != "cookie":
+        return [http_route(ctx)]
+    backend = {"group": TRAEFIK_SERVICE[0].split("/")[0], "kind": TRAEFIK_SERVICE[1], "name": ctx.name}
+    return [traefik_service(ctx), http_route(ctx, backend)]
+
+
 def render_generic(ctx: Context) -> list[Manifest]:
     return [http_route(ctx)]
 
@@ -159,6 +185,7 @@ ENVOY = Provider(
     render_envoy,
     sources=lambda ctx: namespace_named("envoy-gateway-system"),
 )
+TRAEFIK = Provider("gateway/traefik", (HTTP_ROUTE, TRAEFIK_SERVICE), render_traefik, sources=_gateway_namespace)
 GKE = Provider(
     "gateway/gke",
     (HTTP_ROUTE, GCP_BACKEND_POLICY, HEALTH_CHECK_POLICY),

@@ -19,7 +19,17 @@ def _nothing(ctx: Context) -> list[Manifest]:
 NONE = Provider("none", (), _nothing)
 
 REGISTRY: dict[str, Provider] = {
-    p.key: p for p in (nginx.PROVIDER, alb.PROVIDER, gce.PROVIDER, gateway.GENERIC, gateway.ENVOY, gateway.GKE, NONE)
+    p.key: p
+    for p in (
+        nginx.PROVIDER,
+        alb.PROVIDER,
+        gce.PROVIDER,
+        gateway.GENERIC,
+        gateway.ENVOY,
+        gateway.GKE,
+        gateway.TRAEFIK,
+        NONE,
+    )
 }
 
 
