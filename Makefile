@@ -42,7 +42,7 @@ unit: $(STAMP)
 # kube-apiserver, controller-manager, scheduler, etcd and kwok from Go modules, cached under
 # ~/.cache/wsfleet/k8s/<versions>/bin, the real nodes' kubelet, kube-proxy, containerd, runc, pause and
 # CoreDNS under ~/.cache/wsfleet/node/<versions>/bin, and Traefik under ~/.cache/wsfleet/gateway (a cold
-# build takes 15 to 25 minutes on 2 cores and shows progress).
+# build takes 20 to 30 minutes on 2 cores and shows progress).
 controlplane: $(STAMP)
 	@$(BIN)/wsfleet dev-cluster build
 

@@ -81,7 +81,7 @@ def _step(out: TextIO, text: str) -> float:
 
 def run(dc: controlplane.DevCluster, source: Path, out: TextIO) -> str:
     """Bring the demo up (or find it up); return the demo page's URL."""
-    started = _step(out, "demo: binaries and images (the first run builds them: 15 to 25 minutes on 2 cores)")
+    started = _step(out, "demo: binaries and images (the first run builds them: 20 to 30 minutes on 2 cores)")
     builds.ensure_binaries(out=out)
     dc.real = node.RealNodes.build(REAL_NODES, source, out)
     state = dc.status()
