@@ -163,7 +163,7 @@ class DevCluster:
             ("system:kube-scheduler", "scheduler.kubeconfig"),
             ("kwok", "kwok.kubeconfig"),
             (OPERATOR_USER, "operator.kubeconfig"),
-            *((cn, node.kubeconfig_name(cn)) for cn in (self.real.clients() if self.real else {})),
+            *((cn, lending.kubeconfig_name(cn)) for cn in (self.real.clients() if self.real else {})),
         ):
             cfg = _kubeconfig(self.server, certs.ca_cert, certs.cert(cn), certs.key(cn), cn)
             (self.dir / fname).write_text(yaml.safe_dump(cfg))
@@ -174,14 +174,11 @@ class DevCluster:
             self._start("kube-controller-manager", self._controller_manager_args(certs), out)
             self._start("kube-scheduler", self._scheduler_args(), out)
             self._start("kwok", self._kwok_args(), out)
-            self._save_state()
             self._wait_namespace_ready(out)
             self.create_nodes(nodes)
             if self.real:
                 self.real.start(self, certs.ca_cert, out)
-                self._save_state()
                 self.real.wait_ready(self, out)  # and starts the Gateway
-                self._save_state()
         except BaseException:
             self.down()
             raise
@@ -242,6 +239,9 @@ class DevCluster:
                 start_new_session=True,
                 env=env,
             )
+        # every process is in the state file as soon as it runs: a later `down` (or `up` after a
+        # crash) stops whatever was started, whoever started it
+        self._save_state()
 
     def _start_etcd(self, out: TextIO) -> None:
         client = f"http://127.0.0.1:{self.ports['etcd']}"

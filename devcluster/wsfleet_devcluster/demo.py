@@ -29,6 +29,7 @@ import yaml
 
 from wsfleet_devcluster import builds, controlplane, images, node
 from wsfleet_devcluster.kubectl import KubectlError, kubectl
+from wsfleet_devcluster.lending import condition_true
 
 NAMESPACE = "default"
 EXAMPLE = Path("deploy/examples/gateway-traefik.yaml")  # through the dev cluster's Gateway (gateway.py)
@@ -123,5 +124,4 @@ def _nodes_ready(dc: controlplane.DevCluster) -> bool:
         items = json.loads(kubectl(dc.kubeconfig, "get", "nodes", "-o", "json", timeout=20))["items"]
     except (KubectlError, subprocess.TimeoutExpired, OSError):
         return False
-    ready = [n for n in items if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])]
-    return len(ready) >= REAL_NODES
+    return sum(condition_true(n, "Ready") for n in items) >= REAL_NODES

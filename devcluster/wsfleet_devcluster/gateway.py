@@ -28,7 +28,7 @@ import yaml
 
 from wsfleet_devcluster import builds
 from wsfleet_devcluster.kubectl import KubectlError, kubectl
-from wsfleet_devcluster.lending import Cluster, free_port
+from wsfleet_devcluster.lending import Cluster, condition_true, free_port, kubeconfig_name
 
 GATEWAY_CLASS = "traefik"
 CONTROLLER = "traefik.io/gateway-controller"
@@ -101,7 +101,7 @@ def start(dc: Cluster, traefik: Path, out: TextIO) -> dict[str, int]:
     kubectl(k, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(objects(ports["web"])))
     config = dc.dir / "gateway" / "traefik.yaml"
     config.write_text(yaml.safe_dump(static_config(ports["web"], ports["api"])))
-    kubeconfig = dc.dir / f"{TRAEFIK_USER}.kubeconfig"
+    kubeconfig = dc.dir / kubeconfig_name(TRAEFIK_USER)
     dc._start(
         "traefik", [f"--configfile={config}"], out, exe=traefik, env={**os.environ, "KUBECONFIG": str(kubeconfig)}
     )
@@ -114,5 +114,4 @@ def programmed(kubeconfig: Path) -> bool:
         gw = json.loads(kubectl(kubeconfig, "-n", NAMESPACE, "get", "gateway", GATEWAY, "-o", "json", timeout=20))
     except (KubectlError, subprocess.TimeoutExpired):
         return False
-    conditions = gw.get("status", {}).get("conditions", [])
-    return any(c["type"] == "Programmed" and c["status"] == "True" for c in conditions)
+    return condition_true(gw, "Programmed")

@@ -1,5 +1,6 @@
 """What the control plane lends the parts that join it (the real nodes, the Gateway): its
-directory, its process starter and waiter, its API client, and free loopback ports. A protocol,
+directory, its process starter and waiter, its API client, the names of its kubeconfigs, and free
+loopback ports. A protocol,
 so that node.py and gateway.py need not import controlplane.py, which imports them."""
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ class Cluster(Protocol):
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any: ...
 
     def _wait(self, check: Any, what: str, timeout: float = ...) -> None: ...
+
+
+def kubeconfig_name(cn: str) -> str:
+    """The file in the cluster directory holding the kubeconfig of client certificate `cn`."""
+    return f"{cn.replace(':', '-')}.kubeconfig"
+
+
+def condition_true(obj: dict[str, Any], kind: str) -> bool:
+    """Whether the object's status condition `kind` (Ready, Programmed...) is True."""
+    return any(c["type"] == kind and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions", []))
 
 
 def free_port() -> int:

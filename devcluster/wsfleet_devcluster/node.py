@@ -36,7 +36,7 @@ from typing import Any, TextIO
 import yaml
 
 from wsfleet_devcluster import builds, dns, gateway, images, podnet
-from wsfleet_devcluster.lending import Cluster, free_port
+from wsfleet_devcluster.lending import Cluster, condition_true, free_port, kubeconfig_name
 
 # The nodes' own directories. Unix socket paths hold at most 104 bytes here (containerd refuses
 # longer ones, and the kubelet makes sockets under its root directory), and a cluster directory
@@ -253,10 +253,6 @@ CONTEXT = "wsfleet-dev"  # the only context of every kubeconfig the control plan
 READY_TIMEOUT = 180.0
 
 
-def kubeconfig_name(cn: str) -> str:
-    return f"{cn.replace(':', '-')}.kubeconfig"
-
-
 @dataclass(frozen=True)
 class RealNodes:
     """The real nodes of one dev cluster: how many, their binaries, and the images they hold."""
@@ -365,4 +361,4 @@ def _node_ready(dc: Cluster, name: str) -> bool:
         obj = dc.request("GET", f"/api/v1/nodes/{name}")
     except OSError:
         return False
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in obj.get("status", {}).get("conditions", []))
+    return condition_true(obj, "Ready")

@@ -131,7 +131,7 @@ def check_host() -> None:
         problems.append("real nodes need root (kubelet, containerd, bridges, iptables)")
     if not (CNI_BIN_DIR / "bridge").is_file():
         problems.append(f"{CNI_BIN_DIR}/bridge: missing (apt-get install containernetworking-plugins)")
-    for tool in ("iptables", "ip6tables", "ip"):
+    for tool in (*IPTABLES, "ip"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             problems.append(f"{tool}: missing (apt-get install iptables iproute2)")
     if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "1":
@@ -218,35 +218,36 @@ def unmount_under(directory: Path) -> list[str]:
     return mounts_under(directory)
 
 
+IPTABLES = ("iptables", "ip6tables")
+
+
+def _kube_rules(tool: str) -> tuple[dict[str, list[str]], list[tuple[str, list[str]]]]:
+    """From `tool`-save: the KUBE-* chains of each table, and the rules of other chains that
+    jump to one (as (table, rule arguments))."""
+    dump = subprocess.run([f"{tool}-save"], capture_output=True, text=True, check=False).stdout
+    table = ""
+    chains: dict[str, list[str]] = {}
+    jumps: list[tuple[str, list[str]]] = []
+    for line in dump.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":KUBE-"):
+            chains.setdefault(table, []).append(line[1:].split()[0])
+        elif line.startswith("-A ") and re.search(r" -j KUBE-", line) and not line.split()[1].startswith("KUBE-"):
+            jumps.append((table, shlex.split(line)[1:]))
+    return chains, jumps
+
+
 def kube_chains() -> dict[str, list[str]]:
     """{'iptables:filter': ['KUBE-FIREWALL', ...], ...}: every KUBE-* chain in the host's tables."""
-    found: dict[str, list[str]] = {}
-    for tool in ("iptables", "ip6tables"):
-        dump = subprocess.run([f"{tool}-save"], capture_output=True, text=True, check=False).stdout
-        table = ""
-        for line in dump.splitlines():
-            if line.startswith("*"):
-                table = line[1:]
-            elif line.startswith(":KUBE-"):
-                found.setdefault(f"{tool}:{table}", []).append(line[1:].split()[0])
-    return found
+    return {f"{tool}:{table}": names for tool in IPTABLES for table, names in _kube_rules(tool)[0].items()}
 
 
 def remove_kube_chains() -> None:
     """Delete the rules that jump to KUBE-* chains, then flush and delete those chains, in every
     table of iptables and ip6tables: what the kubelets and kube-proxy made."""
-    for tool in ("iptables", "ip6tables"):
-        dump = subprocess.run([f"{tool}-save"], capture_output=True, text=True, check=False).stdout
-        table = ""
-        chains: dict[str, list[str]] = {}
-        jumps: list[tuple[str, list[str]]] = []
-        for line in dump.splitlines():
-            if line.startswith("*"):
-                table = line[1:]
-            elif line.startswith(":KUBE-"):
-                chains.setdefault(table, []).append(line[1:].split()[0])
-            elif line.startswith("-A ") and re.search(r" -j KUBE-", line) and not line.split()[1].startswith("KUBE-"):
-                jumps.append((table, shlex.split(line)[1:]))
+    for tool in IPTABLES:
+        chains, jumps = _kube_rules(tool)
         for table, rule in jumps:
             subprocess.run([tool, "-w", "-t", table, "-D", *rule], capture_output=True, check=False)
         for table, names in chains.items():
