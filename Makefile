@@ -41,8 +41,9 @@ unit: $(STAMP)
 
 # kube-apiserver, controller-manager, scheduler, etcd and kwok from Go modules, cached under
 # ~/.cache/wsfleet/k8s/<versions>/bin, the real nodes' kubelet, kube-proxy, containerd, runc, pause and
-# CoreDNS under ~/.cache/wsfleet/node/<versions>/bin, and Traefik under ~/.cache/wsfleet/gateway (a cold
-# build takes 20 to 30 minutes on 2 cores and shows progress).
+# CoreDNS under ~/.cache/wsfleet/node/<versions>/bin, Traefik under ~/.cache/wsfleet/gateway and
+# metrics-server under ~/.cache/wsfleet/metrics (a cold build takes 20 to 30 minutes on 2 cores and
+# shows progress).
 controlplane: $(STAMP)
 	@$(BIN)/wsfleet dev-cluster build
 

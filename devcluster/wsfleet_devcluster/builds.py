@@ -5,6 +5,7 @@
 - a real node: kubelet and kube-proxy (k8s.io/kubernetes, the same version), containerd 2 with its
   runc shim and ctr, runc (with seccomp, through cgo and libseccomp), the pause program the
   pod sandboxes run (ours: no image registry is reachable here), and CoreDNS (cluster DNS);
+- the resource metrics API: metrics-server (sigs.k8s.io/metrics-server), which HPAs read;
 - the load balancer: Traefik (its Kubernetes Gateway provider), whose go.mod replace and exclude
   directives its wrapper module copies (they apply only in a main module).
 
@@ -40,6 +41,7 @@ RUNC_VERSION = "1.4.4"  # Debian bookworm's runc 1.1.5 predates fixes for publis
 COREDNS_VERSION = "1.12.4"
 TRAEFIK_VERSION = "3.6.12"  # 3.7.x pins dependencies the module proxy refuses (gateway.md)
 GATEWAY_API_VERSION = "1.4.0"  # the standard channel Traefik 3.6 implements
+METRICS_SERVER_VERSION = "0.8.0"  # 0.9.0 is served but not an approved release
 
 _CLI = "k8s.io/component-base/cli"
 K8S_COMPONENTS = {
@@ -246,6 +248,24 @@ def ensure_traefik(version: str = TRAEFIK_VERSION, out: TextIO = sys.stderr) -> 
         )
         go(["build", "-ldflags", f"-s -w -X {module}/pkg/version.Version=v{version}", "-o", str(target),
             f"{module}/cmd/traefik"], src)  # fmt: skip
+    return target
+
+
+def metrics_server_binary(version: str = METRICS_SERVER_VERSION) -> Path:
+    return CACHE_ROOT / "metrics" / f"metrics-server-{version}" / "bin" / "metrics-server"
+
+
+def ensure_metrics_server(version: str = METRICS_SERVER_VERSION, out: TextIO = sys.stderr) -> Path:
+    """metrics-server, built from its Go module with the version stamp its Makefile sets."""
+    target = metrics_server_binary(version)
+    if target.is_file():
+        return target
+    pkg = "k8s.io/client-go/pkg/version"  # as its Makefile stamps it
+    with progress(f"building metrics-server v{version} (cold: about 3 minutes on 2 cores)", out):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        go(["install", "-trimpath", "-ldflags", f"-s -w -X {pkg}.gitVersion=v{version}",
+            f"sigs.k8s.io/metrics-server/cmd/metrics-server@v{version}"], target.parent,
+           {"GOBIN": str(target.parent), "CGO_ENABLED": "0"})  # fmt: skip
     return target
 
 

@@ -33,7 +33,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from wsfleet_devcluster import builds, lending, node, pki, podnet
+from wsfleet_devcluster import builds, lending, metrics, node, pki, podnet
 
 CONTEXT = node.CONTEXT
 MARKER = ".wsfleet-dev-cluster"
@@ -292,6 +292,17 @@ class DevCluster:
                 f"--kubelet-client-certificate={certs.cert(node.KUBELET_CLIENT)}",
                 f"--kubelet-client-key={certs.key(node.KUBELET_CLIENT)}",
                 "--kubelet-preferred-address-types=InternalIP",
+                # aggregated APIs (metrics-server, metrics.py): the API server proxies to them as
+                # the front proxy, with a client certificate they trust through the requestheader
+                # CA (this cluster's one CA, narrowed to that one name), and dials the endpoint
+                f"--proxy-client-cert-file={certs.cert(metrics.FRONT_PROXY_CLIENT)}",
+                f"--proxy-client-key-file={certs.key(metrics.FRONT_PROXY_CLIENT)}",
+                f"--requestheader-client-ca-file={certs.ca_cert}",
+                f"--requestheader-allowed-names={metrics.FRONT_PROXY_CLIENT}",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                "--enable-aggregator-routing=true",
             ]
         else:
             args.append("--endpoint-reconciler-type=none")  # loopback is no endpoint address

@@ -74,6 +74,33 @@ def redis_objects(image: str, namespace: str) -> list[dict[str, Any]]:
     return [deployment, service]
 
 
+def install_operator(k: Path, source: Path, out: TextIO) -> None:
+    """The operator as a user installs it (`kubectl apply -k deploy/operator`), rolled out."""
+    _step(out, f"demo: kubectl apply --server-side -k {OPERATOR_INSTALL}")
+    kubectl(k, "apply", "--server-side", "--force-conflicts", "-k", str(source / OPERATOR_INSTALL))
+    kubectl(k, "-n", "wsfleet-system", "rollout", "status", "deployment/wsfleet-operator", f"--timeout={READY_TIMEOUT}")
+
+
+def install_redis(k: Path, namespace: str, out: TextIO, node: str | None = None) -> None:
+    """Redis (Deployment and Service `redis`) and the Secret `wsfleet-redis` holding its URL, in
+    `namespace`, rolled out; on `node` only, when given."""
+    _step(out, f"demo: Redis (Deployment and Service `redis`) and the Secret wsfleet-redis in {namespace}")
+    redis = redis_objects(images.redis_base().tag, namespace)
+    if node:
+        redis[0]["spec"]["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
+    kubectl(k, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(redis))
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "wsfleet-redis", "namespace": namespace},
+              "stringData": {"url": REDIS_URL}}  # fmt: skip
+    kubectl(k, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(secret))
+    kubectl(k, "-n", namespace, "rollout", "status", "deployment/redis", f"--timeout={READY_TIMEOUT}")
+
+
+def gateway_url(dc: controlplane.DevCluster) -> str:
+    """The Gateway's listener `web` (Traefik, on loopback)."""
+    ports = json.loads((dc.dir / "gateway" / "ports.json").read_text())
+    return f"http://127.0.0.1:{ports['web']}"
+
+
 def _step(out: TextIO, text: str) -> float:
     out.write(f">> {text}\n")
     out.flush()
@@ -91,23 +118,14 @@ def run(dc: controlplane.DevCluster, source: Path, out: TextIO) -> str:
     else:
         dc.up(out=out, nodes=0)
     k = dc.kubeconfig
-    _step(out, f"demo: kubectl apply --server-side -k {OPERATOR_INSTALL}")
-    kubectl(k, "apply", "--server-side", "--force-conflicts", "-k", str(source / OPERATOR_INSTALL))
-    kubectl(k, "-n", "wsfleet-system", "rollout", "status", "deployment/wsfleet-operator", f"--timeout={READY_TIMEOUT}")
-    _step(out, "demo: Redis (Deployment and Service `redis`) and the Secret wsfleet-redis")
-    redis = redis_objects(images.redis_base().tag, NAMESPACE)
-    kubectl(k, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(redis))
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "wsfleet-redis", "namespace": NAMESPACE},
-              "stringData": {"url": REDIS_URL}}  # fmt: skip
-    kubectl(k, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(secret))
-    kubectl(k, "-n", NAMESPACE, "rollout", "status", "deployment/redis", f"--timeout={READY_TIMEOUT}")
+    install_operator(k, source, out)
+    install_redis(k, NAMESPACE, out)
     example = yaml.safe_load((source / EXAMPLE).read_text())
     name = example["metadata"]["name"]
     _step(out, f"demo: kubectl apply -f {EXAMPLE}, then wait for WebSocketService {name} to be Ready")
     kubectl(k, "apply", "-f", str(source / EXAMPLE))
     kubectl(k, "-n", NAMESPACE, "wait", "--for=condition=Ready", f"wss/{name}", f"--timeout={READY_TIMEOUT}")
-    ports = json.loads((dc.dir / "gateway" / "ports.json").read_text())
-    url = f"http://127.0.0.1:{ports['web']}/demo/?room=lobby"
+    url = f"{gateway_url(dc)}/demo/?room=lobby"
     _step(out, f"demo: waiting for the route through the Gateway ({url})")
     dc._wait(lambda: controlplane.http_ok(url, timeout=5), f"{url} through the Gateway", 120)
     out.write(

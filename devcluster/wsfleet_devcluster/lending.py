@@ -1,5 +1,5 @@
-"""What the control plane lends the parts that join it (the real nodes, the Gateway): its
-directory, its process starter and waiter, its API client, the names of its kubeconfigs, and free
+"""What the control plane lends the parts that join it (the real nodes, the Gateway, metrics-server):
+its directory, its address, its process starter and waiter, its API client, the names of its kubeconfigs, and free
 loopback ports. A protocol,
 so that node.py and gateway.py need not import controlplane.py, which imports them."""
 
@@ -17,6 +17,9 @@ class Cluster(Protocol):
 
     @property
     def kubeconfig(self) -> Path: ...
+
+    @property
+    def server(self) -> str: ...
 
     def _start(
         self, name: str, args: list[str], out: TextIO, *, exe: Path | None = None, env: dict[str, str] | None = None

@@ -35,7 +35,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from wsfleet_devcluster import builds, dns, gateway, images, podnet
+from wsfleet_devcluster import builds, dns, gateway, images, metrics, podnet
 from wsfleet_devcluster.lending import Cluster, condition_true, free_port, kubeconfig_name
 
 # The nodes' own directories. Unix socket paths hold at most 104 bytes here (containerd refuses
@@ -263,6 +263,7 @@ class RealNodes:
     archives: tuple[Path, ...] = ()  # OCI archives every node imports (the sandbox image's first)
     aliases: tuple[tuple[str, str], ...] = ()  # (imported name, another name for it), e.g. the published one
     traefik: Path | None = None  # the Gateway's binary (gateway.py); None: no Gateway
+    metrics_server: Path | None = None  # the resource metrics API (metrics.py); None: none
 
     @classmethod
     def build(cls, count: int, source: Path, out: TextIO) -> RealNodes:
@@ -275,7 +276,8 @@ class RealNodes:
         tags = [sandbox, images.ensure_redis(out), *built.values()]
         aliases = tuple((tag, images.published_name(name)) for name, tag in built.items())
         archives = tuple(images.archive(t, out) for t in tags)
-        return cls(count, bindir, sandbox, archives, aliases, builds.ensure_traefik(out=out))
+        traefik, metrics_server = builds.ensure_traefik(out=out), builds.ensure_metrics_server(out=out)
+        return cls(count, bindir, sandbox, archives, aliases, traefik, metrics_server)
 
     def nodes(self, cluster_dir: Path) -> list[Node]:
         return [
@@ -291,6 +293,7 @@ class RealNodes:
             KUBELET_CLIENT: "system:masters",
             dns.DNS_USER: "system:masters",
             gateway.TRAEFIK_USER: "system:masters",
+            metrics.FRONT_PROXY_CLIENT: None,  # the API server's own, towards aggregated APIs
         }
 
     def state(self) -> dict[str, Any]:
@@ -337,6 +340,24 @@ class RealNodes:
             ports = gateway.start(dc, self.traefik, out)
             (dc.dir / "gateway" / "ports.json").write_text(json.dumps(ports))
             out.write(f">> Gateway {gateway.NAMESPACE}/{gateway.GATEWAY}: http://127.0.0.1:{ports['web']}/\n")
+        if self.metrics_server is not None:
+            metrics.start(dc, self.metrics_server, dc.server, dc.dir / "pki" / "ca.crt", out)
+
+    def power_off(self, dc: Cluster, name: str) -> None:
+        """Node `name` lost as a zone is lost: its pods cut off first (their links down, so peers
+        see silence: no FIN or RST leaves the node), then its kubelet, containerd, shims and
+        containers killed. The API server hears nothing more from it: the node goes NotReady
+        after the controller-manager's grace period, and its pods are evicted when their
+        tolerations run out. `down` cleans up after it as after any node."""
+        n = next(x for x in self.nodes(dc.dir) if x.name == name)
+        podnet.unplug_ports(n.net.bridge)
+        for proc in (f"kubelet-{name}", f"containerd-{name}"):
+            p = dc.procs.get(proc)
+            if p is not None and p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait(10)
+        n.stop_workloads()
 
     def cleanup(self, cluster_dir: Path) -> list[str]:
         """Once the processes are stopped: what the nodes left in the host's kernel. Returns

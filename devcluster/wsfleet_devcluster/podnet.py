@@ -124,6 +124,18 @@ def ensure_node_bridge(net: NodeNet) -> None:
     ensure_bridge(net.bridge, net.address, NODE_PREFIX)
 
 
+def unplug_ports(bridge: str) -> list[str]:
+    """Take down every port of `bridge` (the host ends of its pods' veths): the pods behind it are
+    cut off as a machine that lost power is, with silence, not a reset. The bridge keeps its
+    address and route, so the host still tries them (ARP goes unanswered) and nothing leaves the
+    machine. Returns the ports."""
+    out = _ip("-o", "link", "show", "master", bridge, check=False).stdout
+    ports = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line]
+    for port in ports:
+        _ip("link", "set", "dev", port, "down", check=False)
+    return ports
+
+
 def check_host() -> None:
     """What the real nodes need from this machine, said before anything starts."""
     problems = []

@@ -48,7 +48,8 @@ if os.geteuid() != 0:
     pytest.skip("real nodes need root (kubelet, containerd, bridges, iptables)", allow_module_level=True)
 
 NS = "real"
-KINDS = ("ConfigMap", "Service", "Deployment", "PodDisruptionBudget")  # no HPA: no metrics-server yet
+# a fixed replica count here; autoscaling on real nodes: test_fleet_on_nodes.py
+KINDS = ("ConfigMap", "Service", "Deployment", "PodDisruptionBudget")
 
 
 def host_state(directory: Path) -> dict[str, Any]:
