@@ -101,26 +101,29 @@ def publish_during(
     delivered: Callable[[Ledger], bool] | None = None,
     publisher: Publisher | None = None,
 ) -> Publisher:
-    """Publish (with `publisher`, not started yet, when the event changes its pace) `before` rounds, run `event`, publish until `settled` names no client away and
-    `after` more rounds; stop, and wait until `delivered` (every client holds every acknowledged
+    """Publish `before` rounds (with `publisher`, not started yet, when the event changes its
+    pace), run `event`, publish until `settled` names no client away and `after` more rounds; stop
+    (also when the event fails), and wait until `delivered` (every client holds every acknowledged
     message) or 30 s: a message still missing then is lost, and the caller's accounting says so."""
     pub = publisher or Publisher(url, rooms, rate=rate)
     pub.start()
-    pub.wait_rounds(before)
-    event()
-    if settled is not None:
-        away: list[list[str]] = [[]]
+    try:
+        pub.wait_rounds(before)
+        event()
+        if settled is not None:
+            away: list[list[str]] = [[]]
 
-        def back() -> bool:
-            away[0] = settled()
-            return not away[0] or not pub.is_alive()
+            def back() -> bool:
+                away[0] = settled()
+                return not away[0] or not pub.is_alive()
 
-        try:
-            wait_for(back, 120, "every client reconnected after the event", interval=0.25)
-        except AssertionError as e:
-            raise AssertionError(f"{e}: still away {away[0]}") from None
-    pub.wait_rounds(after)
-    pub.finish()
+            try:
+                wait_for(back, 120, "every client reconnected after the event", interval=0.25)
+            except AssertionError as e:
+                raise AssertionError(f"{e}: still away {away[0]}") from None
+        pub.wait_rounds(after)
+    finally:  # a failed event stops the publisher too: it would publish into the next scenario
+        pub.finish()
     if settled is not None:  # a client dropped since (a late PONG on a busy machine) is let back
         with contextlib.suppress(AssertionError):
             wait_for(lambda: not settled(), 60, "every client connected at the end", interval=0.25)

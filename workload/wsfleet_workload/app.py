@@ -213,7 +213,7 @@ class Workload:
         await self.sio_app(scope, receive, send)
 
     def _gate(self, scope: Scope) -> tuple[str, int, str] | None:
-        if self.drain.draining:
+        if self.drain.refusing:
             return "draining", 1, f"pod {self.cfg.pod_name} is draining; connect to another pod"
         verdict = self.limiter.check(client_ip(scope))
         if verdict is not None:

@@ -1,8 +1,9 @@
 """The drain: how a pod leaves without dropping a message.
 
-    preStop GET /lifecycle/prestop     -> unready at once (readiness 503, new handshakes 503),
-                                          answer after WSFLEET_PRESTOP_SECONDS
-    SIGTERM (with or without preStop)  -> unready (if not yet), then:
+    preStop GET /lifecycle/prestop     -> unready at once (readiness 503), answer after
+                                          WSFLEET_PRESTOP_SECONDS; new handshakes are still
+                                          served: the load balancer is still catching up
+    SIGTERM (with or without preStop)  -> unready (if not yet), new handshakes 503, then:
       announce   every client gets `server_shutdown` {reconnectAfterMs}, its own slot in the window
       close      at its slot each client's transport is closed under its Engine.IO session, in small
                  batches: the client reports "transport close" and reconnects (a Socket.IO
@@ -57,7 +58,19 @@ class Drain:
 
     @property
     def draining(self) -> bool:
+        """Unready: from the preStop call (or SIGTERM) on."""
         return self.phase != "serving"
+
+    @property
+    def refusing(self) -> bool:
+        """New handshakes refused: once the drain runs (SIGTERM), not during preStop. preStop is
+        the window in which the load balancer learns that the pod is unready (the kubelet's
+        readiness probe fails failureThreshold times, the EndpointSlice changes, the load
+        balancer follows), and until it has, it still sends new clients here. Measured on real
+        nodes behind Traefik, which does not retry a refused request: clients sent here within
+        a second of the preStop call failed their handshake. Served instead, they are moved
+        with the rest when the drain starts, losing nothing."""
+        return self.phase not in ("serving", "unready")
 
     def _enter(self, phase: str, **facts: Any) -> None:
         now = time.monotonic()

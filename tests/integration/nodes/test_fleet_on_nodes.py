@@ -10,13 +10,13 @@ duplicate) and reports its figures and each pod's measured drain timeline.
 |------------------------|-----------------------------------------------------------|-------------------------------------------------------------|
 | restricted             | none                                                      | UID 1000, seccomp filter, read-only root, in a restricted namespace |
 | idle hold              | five minutes without a message, the default heartbeat     | no client dropped or moved; then every message delivered    |
-| rolling restart        | a spec change; the Deployment controller rolls the pods   | 0 failed reconnects (or XFAIL: STICKY_RACE); per pod: the kubelet's preStop call, SIGTERM after it, the drain's phases, exit 0 within the grace period |
+| rolling restart        | a spec change; the Deployment controller rolls the pods   | 0 failed reconnects; per pod: the kubelet's preStop call, SIGTERM after it, the drain's phases, exit 0 within the grace period |
 | force delete           | `kubectl delete pod --grace-period=0 --force`             | its clients moved; the pod replaced                         |
 | container killed       | SIGKILL to the workload process, under the kubelet        | the kubelet restarts it (exit 137 reported)                 |
-| node drain             | `kubectl drain node1` (eviction API, the PDB)              | 0 failed reconnects (or XFAIL: STICKY_RACE); exit 0; the PDB held (2 ready always)  |
+| node drain             | `kubectl drain node1` (eviction API, the PDB)              | 0 failed reconnects; exit 0; the PDB held (2 ready always)  |
 | HPA reads CPU          | autoscaling on: the rendered HPA, metrics-server          | the HPA's CPU reading and `kubectl top` through the aggregated API; the operator lets go of spec.replicas |
-| autoscaling (skipped: not yet green) | a publish load raises CPU; the HPA scales out, then back in | the operator never owns spec.replicas (the HPA's scale subresource does); 0 failed reconnects |
-| zone loss (skipped: not yet run) | node1 powered off: its pods cut off, then its kubelet, containerd and containers killed | node1 NotReady; its pods replaced on node2; the other zone's clients undisturbed |
+| autoscaling            | the publisher at full speed raises CPU; the HPA scales out, then back in when it slows | the operator never owns spec.replicas (the HPA's scale subresource does); 0 failed reconnects |
+| zone loss              | node1 powered off: its pods cut off, then its kubelet, containerd and containers killed | node1 NotReady; its pods replaced on node2; the other zone's clients undisturbed |
 
 Redis runs on node2 (a platform's Redis is not on the node it drains). The spec is the defaults
 (heartbeat 25 s + 20 s, preStop 10 s, drain 30 s, grace 45 s) but for: three replicas and no HPA
@@ -61,7 +61,10 @@ CLIENTS = 300
 REDIS_NODE = "node2"
 TOLERATE = 20  # seconds on an unreachable or not-ready node before eviction
 # A pod killed under load fails the publishes Traefik sent it before it heard (it has no health
-# check of its own on a ClusterIP backend): each is a 502, uncertain by the ledger's rule.
+# check of its own on a Kubernetes backend): each is a 502, or no answer within the publisher's
+# 5 s timeout when the node is gone, uncertain by the ledger's rule. Measured: 0 for a killed
+# container or a forced delete, 12 of 720 for the zone loss, where Traefik sends a share of the
+# publishes to the silent pods until the node is NotReady (55 s) and their endpoints go.
 UNCERTAIN = 40
 SPEC: dict[str, Any] = {
     "replicas": {"min": 3, "max": 3},
@@ -221,26 +224,6 @@ def test_idle_connections_held_through_the_gateway(url: str, kubectl: Kubectl, t
     report("real nodes: idle hold through the Gateway", {**stats, "idle_s": idle_s})
 
 
-# Measured on these nodes (2026-12-07): in a rolling restart a few clients (5 of 300) failed one
-# reconnect before landing on a new pod, losing nothing. Traefik 3.6 keeps a terminating pod's
-# endpoint while it is still `serving` (fenced: no new picks) but still routes a request whose
-# affinity cookie names it there; the pod stays `serving` until the kubelet's readiness probe
-# has failed failureThreshold times (5 s x 2 by default), and I3 only asks preStop (10 s) for 2 x
-# the probe period, with no margin for the probe's phase and the Gateway's propagation. So the
-# first clients the drain closes can come back, with their cookie, to the pod that closed them.
-# Until the invariant and the defaults leave that margin, the test fails everything else as
-# usual and reports the failed reconnects as this known deviation (XFAIL), not as a pass.
-STICKY_RACE = (
-    "failed reconnects: the affinity cookie sent clients back to their draining pod while its "
-    "endpoint was still serving (I3 leaves no margin for the readiness probe and the Gateway)"
-)
-
-
-def _no_failed_reconnects(stats: dict[str, Any]) -> None:
-    if stats["failed_reconnects"]:
-        pytest.xfail(f"{stats['failed_reconnects']} {STICKY_RACE}")
-
-
 def _graceful(t: dict[str, Any], grace: float, pre_stop: float) -> None:
     """A pod that went the way the shutdown timeline says."""
     assert t["trigger"] == "preStop", t
@@ -267,7 +250,7 @@ def test_rolling_restart_on_a_spec_change(url: str, kubectl: Kubectl, tmp_path: 
 
         clients, pub = scenario(url, tmp_path, roll)
         try:
-            stats = verify(pub, clients.seen(), gone=before, expect=Expect(max_uncertain=0), failed_reconnects=True)
+            stats = verify(pub, clients.seen(), gone=before, expect=Expect(max_uncertain=0))
         finally:
             clients.close()
         timelines = [timeline(watch, tails[p], p) for p in sorted(before)]
@@ -281,7 +264,6 @@ def test_rolling_restart_on_a_spec_change(url: str, kubectl: Kubectl, tmp_path: 
     assert stats["lost"] == 0
     assert stats["moved"] >= CLIENTS * 9 // 10, "every client of an old pod moved"
     report("real nodes: rolling restart", {**stats, "pods": timelines})
-    _no_failed_reconnects(stats)
 
 
 def test_force_delete(url: str, kubectl: Kubectl, tmp_path: Path) -> None:
@@ -362,7 +344,7 @@ def test_node_drain(url: str, kubectl: Kubectl, tmp_path: Path) -> None:
 
         clients, pub = scenario(url, tmp_path, drain)
         try:
-            stats = verify(pub, clients.seen(), gone=on_node1, expect=Expect(max_uncertain=0), failed_reconnects=True)
+            stats = verify(pub, clients.seen(), gone=on_node1, expect=Expect(max_uncertain=0))
         finally:
             clients.close()
             kubectl("uncordon", "node1")
@@ -373,7 +355,6 @@ def test_node_drain(url: str, kubectl: Kubectl, tmp_path: Path) -> None:
     assert fewest[0] >= 2, f"the PDB (minAvailable 2) let the fleet down to {fewest[0]} Ready pods"
     assert stats["lost"] == 0
     report("real nodes: node drain", {**stats, "fewest_ready": fewest[0], "pods": timelines})
-    _no_failed_reconnects(stats)
 
 
 def _fewest_ready(watch: PodWatch) -> int:
@@ -390,14 +371,17 @@ def _fewest_ready(watch: PodWatch) -> int:
     return fewest
 
 
-# Autoscaling: the fleet under the HPA the operator renders, fed by metrics-server. A CPU target of
-# 50% of the 250m request, and a scale-down after 30 s of stabilisation (the default 5 minutes
-# would only make the test longer); three to five pods.
+# Autoscaling: the fleet under the HPA the operator renders, fed by metrics-server; three to five
+# pods, a scale-down after 30 s of stabilisation (the default 5 minutes would only make the test
+# longer). The load is the publisher at full speed: each round is four publishes, each delivered
+# to 150 clients. Measured here (2026-12-07), one sequential publisher through the Gateway makes
+# about 7.5 rounds/s, which holds three pods at 26-29% of their 250m CPU request; idle they use
+# 1%, and at QUIET_RATE a few. The target sits between the two.
 AUTOSCALING = {
-    "enabled": True, "cpu": 50, "memory": 0,
+    "enabled": True, "cpu": 15, "memory": 0,
     "scaleDown": {"percent": 100, "period": "15s", "stabilization": "30s"},
 }  # fmt: skip
-LOAD_RATE = 30.0  # rounds per second (four publishes each, each to 150 clients): well past 50%
+LOAD_RATE = 50.0  # rounds per second asked for: as fast as the publisher goes
 QUIET_RATE = 1.0
 
 
@@ -453,40 +437,34 @@ def test_the_hpa_reads_the_pods_cpu_from_metrics_server(url: str, kubectl: Kubec
     wait_until(lambda: kubectl.get("hpa", NAME, NS) is None, 60, "the HPA removed with autoscaling off")
 
 
-@pytest.mark.skip(reason="not yet green on real nodes: the load did not take the pods past the 50% target "
-                  "within 300 s (2026-12-07); the target and the load are to be measured first")  # fmt: skip
 def test_autoscaling_with_metrics_server(url: str, kubectl: Kubectl, tmp_path: Path) -> None:
     steady(kubectl)
     patch = {"spec": {"replicas": {"min": 3, "max": 5}, "autoscaling": AUTOSCALING}}
     kubectl("-n", NS, "patch", "wss", NAME, "--type=merge", "-p", json.dumps(patch))
     figures: dict[str, Any] = {}
 
-    def hpa() -> dict[str, Any]:
-        out: dict[str, Any] = json.loads(kubectl("-n", NS, "get", "hpa", NAME, "-o", "json").stdout)
-        return out
-
-    def cpu_percent(h: dict[str, Any]) -> int | None:
-        for m in (h.get("status") or {}).get("currentMetrics") or []:
-            if m.get("type") == "Resource" and m["resource"]["name"] == "cpu":
-                return int(m["resource"]["current"]["averageUtilization"])
-        return None
-
     # the HPA reads the pods' CPU through the aggregated metrics API before any load
-    wait_until(lambda: kubectl.get("hpa", NAME, NS) and cpu_percent(hpa()) is not None, 180,
+    wait_until(lambda: kubectl.get("hpa", NAME, NS) and _cpu_percent(_hpa(kubectl)) is not None, 180,
                "the HPA reading CPU from metrics-server", interval=2)  # fmt: skip
-    figures["cpu_idle_percent"] = cpu_percent(hpa())
+    figures["cpu_idle_percent"] = _cpu_percent(_hpa(kubectl))
     peak: list[int] = [3]
 
     def load() -> None:
         pub.set_rate(LOAD_RATE)
-        t0 = time.monotonic()
+        t0, rounds0 = time.monotonic(), pub.rounds
+        cpu: list[tuple[float, int | None]] = []
 
         def scaled_out() -> bool:
             peak[0] = max(peak[0], len(ready_pods(kubectl)))
-            figures["cpu_peak_percent"] = max(figures.get("cpu_peak_percent", 0), cpu_percent(hpa()) or 0)
+            cpu.append((round(time.monotonic() - t0), _cpu_percent(_hpa(kubectl))))
             return peak[0] > 3
 
-        wait_until(scaled_out, 300, "the HPA scaling out under load", interval=2)
+        try:
+            wait_until(scaled_out, 300, "the HPA scaling out under load", interval=5)
+        finally:
+            figures["cpu_percent_under_load"] = cpu[::3]
+            figures["load_rounds_per_s"] = round((pub.rounds - rounds0) / (time.monotonic() - t0), 1)
+            print(f"autoscaling: {figures}", file=sys.stderr)
         figures["scale_out_s"] = round(time.monotonic() - t0, 1)
         figures["owners_scaled_out"] = sorted(map(list, _replica_owners(_deployment(kubectl))))
         pub.set_rate(QUIET_RATE)
@@ -500,9 +478,9 @@ def test_autoscaling_with_metrics_server(url: str, kubectl: Kubectl, tmp_path: P
         figures["scale_in_s"] = round(time.monotonic() - t1, 1)
 
     clients = crowd_of(url, tmp_path)
-    pub = Publisher(url, ROOMS, rate=8.0)
+    pub = Publisher(url, ROOMS, rate=QUIET_RATE)
     try:
-        publish_during(url, ROOMS, load, before=8, after=8, settled=clients.unsettled, delivered=clients.delivered,
+        publish_during(url, ROOMS, load, before=4, after=8, settled=clients.unsettled, delivered=clients.delivered,
                        publisher=pub)  # fmt: skip
         stats = verify(pub, clients.seen(), expect=Expect(max_uncertain=0))
     finally:
@@ -517,8 +495,6 @@ def test_autoscaling_with_metrics_server(url: str, kubectl: Kubectl, tmp_path: P
     report("real nodes: autoscaling", {**stats, **figures, "peak_pods": peak[0]})
 
 
-@pytest.mark.skip(reason="not yet run on real nodes: the power-off (node.RealNodes.power_off) and the "
-                  "UNCERTAIN bound are to be measured first")  # fmt: skip
 def test_zone_loss(url: str, cluster: controlplane.DevCluster, kubectl: Kubectl, tmp_path: Path) -> None:
     # after the drain node1 runs nothing: a rollout spreads the pods over both zones again
     patch = {"spec": {"podTemplate": {"annotations": {"wsfleet.dev/restarted-by": "spread"}}}}

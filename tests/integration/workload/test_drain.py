@@ -5,8 +5,9 @@ the other server). JS clients (websocket and polling) and Python clients join tw
 publisher sends sequenced messages through the load balancer the whole time.
 
 - drain: the kubelet's sequence (GET /lifecycle/prestop, then SIGTERM), and a bare SIGTERM
-  (an image run without the hook, or `kill`). Readiness and new
-  handshakes answer 503 at once; every client of the drained process gets `server_shutdown`,
+  (an image run without the hook, or `kill`). Readiness answers 503 at once; a new handshake is
+  still served during preStop (the load balancer has not caught up yet) and refused with 503 from
+  SIGTERM on; every client of the drained process gets `server_shutdown`,
   is closed at the Engine.IO level (never "io server disconnect": the JS client reports
   "transport close" on WebSocket and "transport error" on long-polling, python-socketio
   "transport error"), lands on the other process and recovers; the process exits 0 within preStop + drain + buffer.
@@ -77,11 +78,14 @@ def test_drain_moves_every_client_without_loss(
             a.signal(signal.SIGTERM)
         wait_for(lambda: a.get(c.READY_PATH)[0] == 503, 2, "readiness 503 at once")
         observed["ready"] = a.get(c.READY_PATH)
-        observed["handshake"] = http("GET", a.url + c.SOCKETIO_PATH + "?EIO=4&transport=polling")
+        handshake = c.SOCKETIO_PATH + "?EIO=4&transport=polling"
         if prestop:
+            observed["handshake_in_prestop"] = http("GET", a.url + handshake)
             hook.join(10)
             observed["prestop_seconds"] = time.monotonic() - started
             a.signal(signal.SIGTERM)
+            wait_for(lambda: a.events(event="drain", phase="announced"), 5, "the drain under way")
+        observed["handshake"] = http("GET", a.url + handshake)
         observed["exit"] = a.wait(10)
         observed["exit_seconds"] = time.monotonic() - started
 
@@ -91,10 +95,12 @@ def test_drain_moves_every_client_without_loss(
 
     assert observed["ready"][1]["status"] == "draining"
     status, headers, body = observed["handshake"]
-    assert status == 503, "a new handshake on a draining pod is refused so the LB retries elsewhere"
+    assert status == 503, "a new handshake once the drain runs is refused, so an LB that retries goes elsewhere"
     assert headers.get("retry-after") == "1" or headers.get("Retry-After") == "1"
     assert body["reason"] == "draining"
     if prestop:
+        # an LB that has not yet seen the pod unready still sends clients: served, moved later
+        assert observed["handshake_in_prestop"][0] == 200, observed["handshake_in_prestop"]
         assert observed["prestop"][0] == 200
         assert observed["prestop_seconds"] >= 1.0, "preStop answers after WSFLEET_PRESTOP_SECONDS"
     assert observed["exit"] == 0, "exit 0"
