@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from wsfleet_devcluster import builds, podnet
+from wsfleet_devcluster import builds, pki, podnet
 from wsfleet_devcluster.kubectl import KubectlError, kubectl
 from wsfleet_devcluster.lending import Cluster, condition_true, free_port
 
@@ -92,7 +92,7 @@ def args(kubeconfig_path: Path, port: int, cert_dir: Path) -> list[str]:
     ]
 
 
-def start(dc: Cluster, binary: Path, server: str, ca: Path, out: TextIO) -> None:
+def start(dc: Cluster, binary: Path, out: TextIO) -> None:
     """Apply upstream's objects and our EndpointSlice, start metrics-server, wait until the API
     server reports the APIService Available."""
     k = dc.kubeconfig
@@ -104,7 +104,7 @@ def start(dc: Cluster, binary: Path, server: str, ca: Path, out: TextIO) -> None
     kubectl(k, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(docs))
     token = kubectl(k, "-n", NAMESPACE, "create", "token", NAME, f"--duration={TOKEN_LIFETIME}").strip()
     path = work / "kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig(server, ca, token)))
+    path.write_text(yaml.safe_dump(kubeconfig(dc.server, pki.Pki(dc.dir / "pki").ca_cert, token)))
     path.chmod(0o600)
     dc._start(NAME, args(path, port, work / "certs"), out, exe=binary)
     dc._wait(lambda: available(k), f"APIService {API_SERVICE} Available", 120)

@@ -341,7 +341,7 @@ class RealNodes:
             (dc.dir / "gateway" / "ports.json").write_text(json.dumps(ports))
             out.write(f">> Gateway {gateway.NAMESPACE}/{gateway.GATEWAY}: http://127.0.0.1:{ports['web']}/\n")
         if self.metrics_server is not None:
-            metrics.start(dc, self.metrics_server, dc.server, dc.dir / "pki" / "ca.crt", out)
+            metrics.start(dc, self.metrics_server, out)
 
     def power_off(self, dc: Cluster, name: str) -> None:
         """Node `name` lost as a zone is lost: its pods cut off first (their links down, so peers

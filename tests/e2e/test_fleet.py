@@ -24,14 +24,7 @@ ROOMS = ["r0", "r1", "r2", "r3"]
 
 def _crowd(make: Callable[[str], Crowd], url: str, scale: int) -> Crowd:
     """`scale` clients in all: 80% JS (three websocket groups, one polling-first), 20% Python."""
-    crowd = make(url)
-    js, py = scale * 8 // 10, scale - scale * 8 // 10
-    for i in range(3):
-        crowd.js(js * 9 // 40, [ROOMS[i], ROOMS[i + 1]], "websocket")
-    crowd.js(js - 3 * (js * 9 // 40), [ROOMS[3], ROOMS[0]], "polling,websocket")
-    crowd.python([ROOMS[0], ROOMS[2]], "websocket", count=py * 3 // 4)
-    crowd.python([ROOMS[1], ROOMS[3]], "polling", count=py - py * 3 // 4)
-    return crowd.wait_ready()
+    return make(url).mix(scale, ROOMS).wait_ready()
 
 
 def _during(fleet: Fleet, clients: Crowd, event: Callable[[], object]) -> Publisher:

@@ -171,6 +171,17 @@ class Crowd:
         self.fleets.append((fleet, rooms, f"py-{transports.replace(',', '+')}"))
         return self
 
+    def mix(self, clients: int, rooms: list[str]) -> Crowd:
+        """`clients` in all over four `rooms`, each client in two: 80% JS (three websocket groups,
+        one polling-first), 20% Python (websocket and polling)."""
+        assert len(rooms) == 4, rooms
+        js, py = clients * 8 // 10, clients - clients * 8 // 10
+        for i in range(3):
+            self.js(js * 9 // 40, [rooms[i], rooms[i + 1]], "websocket")
+        self.js(js - 3 * (js * 9 // 40), [rooms[3], rooms[0]], "polling,websocket")
+        self.python([rooms[0], rooms[2]], "websocket", count=py * 3 // 4)
+        return self.python([rooms[1], rooms[3]], "polling", count=py - py * 3 // 4)
+
     def wait_ready(self, timeout: float = 120) -> Crowd:
         """Every client in every room. The failed connects of getting there (a storm of a thousand
         handshakes on a busy machine fails some, and they retry) are the set-up's, not the

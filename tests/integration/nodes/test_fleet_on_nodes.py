@@ -42,10 +42,12 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.integration.conftest import Kubectl, wait_until
+from tests.integration.nodes import two_real_nodes
 from tests.integration.nodes.observe import LogTail, PodWatch, timeline
 from tests.support.crowd import Crowd, Publisher, publish_during, report, verify
 from tests.support.secrets import API_KEY
-from wsfleet_devcluster import builds, controlplane, demo, gateway, node
+from wsfleet_devcluster import controlplane, demo, gateway
+from wsfleet_devcluster.lending import condition_true
 from wsfleet_operator.accounting import Expect
 from wsfleet_workload import contract as c
 
@@ -83,12 +85,8 @@ SPEC: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.DevCluster]:
-    builds.ensure_binaries(out=sys.stderr)
-    dc = controlplane.DevCluster(tmp_path_factory.mktemp("fleet-cluster"))
-    dc.real = node.RealNodes.build(2, ROOT, sys.stderr)
-    dc.up(out=sys.stderr, nodes=0)
-    yield dc
-    dc.down()
+    with two_real_nodes(tmp_path_factory.mktemp("fleet-cluster")) as dc:
+        yield dc
 
 
 @pytest.fixture(scope="module")
@@ -114,15 +112,29 @@ def url(cluster: controlplane.DevCluster, kubectl: Kubectl) -> str:
     return base
 
 
-def pods(kubectl: Kubectl) -> list[dict[str, Any]]:
-    """The fleet's pods that are not going."""
-    items = json.loads(kubectl("-n", NS, "get", "pods", "-l", SELECTOR, "-o", "json").stdout)["items"]
+def every_pod(kubectl: Kubectl) -> list[dict[str, Any]]:
+    """The fleet's pods, going ones included."""
+    items: list[dict[str, Any]] = json.loads(kubectl("-n", NS, "get", "pods", "-l", SELECTOR, "-o", "json").stdout)[
+        "items"
+    ]
+    return items
+
+
+def staying(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
 
+def ready(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in staying(items) if condition_true(p, "Ready")]
+
+
+def pods(kubectl: Kubectl) -> list[dict[str, Any]]:
+    """The fleet's pods that are not going."""
+    return staying(every_pod(kubectl))
+
+
 def ready_pods(kubectl: Kubectl) -> list[dict[str, Any]]:
-    return [p for p in pods(kubectl) if any(
-        c_["type"] == "Ready" and c_["status"] == "True" for c_ in p["status"].get("conditions", []))]  # fmt: skip
+    return ready(every_pod(kubectl))
 
 
 def names(items: list[dict[str, Any]]) -> set[str]:
@@ -133,25 +145,17 @@ def steady(kubectl: Kubectl, timeout: float = 240) -> set[str]:
     """Three Ready pods and none going: the fleet as the spec asks."""
 
     def ok() -> set[str] | None:
-        items = json.loads(kubectl("-n", NS, "get", "pods", "-l", SELECTOR, "-o", "json").stdout)["items"]
-        ready = names(ready_pods(kubectl))
-        return ready if len(items) == 3 and len(ready) == 3 else None
+        items = every_pod(kubectl)
+        up = names(ready(items))
+        return up if len(items) == 3 and len(up) == 3 else None
 
     result: set[str] = wait_until(ok, timeout, "three Ready workload pods and no other", interval=1)
     return result
 
 
 def crowd_of(url: str, workdir: Path) -> Crowd:
-    """CLIENTS clients: 80% JS (three websocket groups, one polling-first), 20% Python
-    (websocket and polling), each in two rooms."""
-    crowd = Crowd(url, workdir)
-    js, py = CLIENTS * 8 // 10, CLIENTS - CLIENTS * 8 // 10
-    for i in range(3):
-        crowd.js(js * 9 // 40, [ROOMS[i], ROOMS[i + 1]], "websocket")
-    crowd.js(js - 3 * (js * 9 // 40), [ROOMS[3], ROOMS[0]], "polling,websocket")
-    crowd.python([ROOMS[0], ROOMS[2]], "websocket", count=py * 3 // 4)
-    crowd.python([ROOMS[1], ROOMS[3]], "polling", count=py - py * 3 // 4)
-    return crowd.wait_ready(180)
+    """CLIENTS clients of the fleet's mix (Crowd.mix), each in two rooms."""
+    return Crowd(url, workdir).mix(CLIENTS, ROOMS).wait_ready(180)
 
 
 @contextmanager
@@ -243,8 +247,11 @@ def test_rolling_restart_on_a_spec_change(url: str, kubectl: Kubectl, tmp_path: 
         def roll() -> None:
             patch = {"spec": {"podTemplate": {"annotations": {"wsfleet.dev/restarted-by": f"test-{time.time():.0f}"}}}}
             kubectl("-n", NS, "patch", "wss", NAME, "--type=merge", "-p", json.dumps(patch))
-            wait_until(lambda: not (before & names(pods(kubectl))) and len(ready_pods(kubectl)) == 3, 300,
-                       "the rollout: three new Ready pods", interval=1)  # fmt: skip
+
+            def rolled(items: list[dict[str, Any]]) -> bool:
+                return not (before & names(staying(items))) and len(ready(items)) == 3
+
+            wait_until(lambda: rolled(every_pod(kubectl)), 300, "the rollout: three new Ready pods", interval=1)
             wait_until(lambda: all(watch.history(p) and watch.history(p)[-1][1] == "DELETED" for p in before), 120,
                        "every old pod gone", interval=1)  # fmt: skip
 
@@ -359,15 +366,13 @@ def test_node_drain(url: str, kubectl: Kubectl, tmp_path: Path) -> None:
 
 def _fewest_ready(watch: PodWatch) -> int:
     """The fewest Ready pods at any moment of the watch."""
-    ready: dict[str, bool] = {}
+    up: dict[str, bool] = {}
     fewest = 99
     for _, kind, p in watch.events():
         name = p["metadata"]["name"]
-        ok = kind != "DELETED" and any(
-            c_["type"] == "Ready" and c_["status"] == "True" for c_ in (p.get("status") or {}).get("conditions", []))  # fmt: skip
-        ready[name] = ok
-        if len(ready) >= 3:
-            fewest = min(fewest, sum(ready.values()))
+        up[name] = kind != "DELETED" and condition_true(p, "Ready")
+        if len(up) >= 3:
+            fewest = min(fewest, sum(up.values()))
     return fewest
 
 
@@ -412,22 +417,30 @@ def _cpu_percent(h: dict[str, Any]) -> int | None:
     return None
 
 
-def test_the_hpa_reads_the_pods_cpu_from_metrics_server(url: str, kubectl: Kubectl) -> None:
-    """Autoscaling turned on: the operator renders the HPA and lets go of spec.replicas; the HPA
-    reads each pod's CPU through the aggregated metrics API (metrics-server scraping the real
-    kubelets), and `kubectl top` sees the same pods."""
-    steady(kubectl)
+@contextmanager
+def autoscaled(kubectl: Kubectl) -> Iterator[int | None]:
+    """Autoscaling on (AUTOSCALING, three to five pods) until the HPA reads the pods' CPU through
+    the aggregated metrics API, which it yields; off again, with three pods, at the end."""
     patch = {"spec": {"replicas": {"min": 3, "max": 5}, "autoscaling": AUTOSCALING}}
     kubectl("-n", NS, "patch", "wss", NAME, "--type=merge", "-p", json.dumps(patch))
     try:
         wait_until(lambda: kubectl.get("hpa", NAME, NS) and _cpu_percent(_hpa(kubectl)) is not None, 180,
                    "the HPA reading CPU from metrics-server", interval=2)  # fmt: skip
-        h = _hpa(kubectl)
-        top = kubectl("-n", NS, "top", "pods", "-l", SELECTOR, "--no-headers").stdout.split()
-        owners = _replica_owners(_deployment(kubectl))
+        yield _cpu_percent(_hpa(kubectl))
     finally:
         restore = {"spec": {"replicas": {"min": 3, "max": 3}, "autoscaling": {"enabled": False}}}
         kubectl("-n", NS, "patch", "wss", NAME, "--type=merge", "-p", json.dumps(restore))
+
+
+def test_the_hpa_reads_the_pods_cpu_from_metrics_server(url: str, kubectl: Kubectl) -> None:
+    """Autoscaling turned on: the operator renders the HPA and lets go of spec.replicas; the HPA
+    reads each pod's CPU through the aggregated metrics API (metrics-server scraping the real
+    kubelets), and `kubectl top` sees the same pods."""
+    steady(kubectl)
+    with autoscaled(kubectl):
+        h = _hpa(kubectl)
+        top = kubectl("-n", NS, "top", "pods", "-l", SELECTOR, "--no-headers").stdout.split()
+        owners = _replica_owners(_deployment(kubectl))
     targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in h["spec"]["metrics"]}
     assert targets == {"cpu": AUTOSCALING["cpu"]}, targets
     assert (h["spec"]["minReplicas"], h["spec"]["maxReplicas"]) == (3, 5)
@@ -439,14 +452,7 @@ def test_the_hpa_reads_the_pods_cpu_from_metrics_server(url: str, kubectl: Kubec
 
 def test_autoscaling_with_metrics_server(url: str, kubectl: Kubectl, tmp_path: Path) -> None:
     steady(kubectl)
-    patch = {"spec": {"replicas": {"min": 3, "max": 5}, "autoscaling": AUTOSCALING}}
-    kubectl("-n", NS, "patch", "wss", NAME, "--type=merge", "-p", json.dumps(patch))
     figures: dict[str, Any] = {}
-
-    # the HPA reads the pods' CPU through the aggregated metrics API before any load
-    wait_until(lambda: kubectl.get("hpa", NAME, NS) and _cpu_percent(_hpa(kubectl)) is not None, 180,
-               "the HPA reading CPU from metrics-server", interval=2)  # fmt: skip
-    figures["cpu_idle_percent"] = _cpu_percent(_hpa(kubectl))
     peak: list[int] = [3]
 
     def load() -> None:
@@ -471,22 +477,22 @@ def test_autoscaling_with_metrics_server(url: str, kubectl: Kubectl, tmp_path: P
         t1 = time.monotonic()
 
         def scaled_in() -> bool:
-            every = json.loads(kubectl("-n", NS, "get", "pods", "-l", SELECTOR, "-o", "json").stdout)["items"]
-            return _deployment(kubectl)["spec"]["replicas"] == 3 and len(every) == 3 and len(ready_pods(kubectl)) == 3
+            items = every_pod(kubectl)
+            return _deployment(kubectl)["spec"]["replicas"] == 3 and len(items) == 3 and len(ready(items)) == 3
 
         wait_until(scaled_in, 420, "the HPA scaling back in to three pods, the others gone", interval=2)
         figures["scale_in_s"] = round(time.monotonic() - t1, 1)
 
-    clients = crowd_of(url, tmp_path)
-    pub = Publisher(url, ROOMS, rate=QUIET_RATE)
-    try:
-        publish_during(url, ROOMS, load, before=4, after=8, settled=clients.unsettled, delivered=clients.delivered,
-                       publisher=pub)  # fmt: skip
-        stats = verify(pub, clients.seen(), expect=Expect(max_uncertain=0))
-    finally:
-        clients.close()
-        restore = {"spec": {"replicas": {"min": 3, "max": 3}, "autoscaling": {"enabled": False}}}
-        kubectl("-n", NS, "patch", "wss", NAME, "--type=merge", "-p", json.dumps(restore))
+    with autoscaled(kubectl) as idle_cpu:  # the HPA reads the pods' CPU before any load
+        figures["cpu_idle_percent"] = idle_cpu
+        clients = crowd_of(url, tmp_path)
+        pub = Publisher(url, ROOMS, rate=QUIET_RATE)
+        try:
+            publish_during(url, ROOMS, load, before=4, after=8, settled=clients.unsettled,
+                           delivered=clients.delivered, publisher=pub)  # fmt: skip
+            stats = verify(pub, clients.seen(), expect=Expect(max_uncertain=0))
+        finally:
+            clients.close()
     owners = {tuple(o) for o in figures["owners_scaled_out"]}
     assert peak[0] > 3, "the fleet scaled out"
     assert ("wsfleet-operator", "") not in owners, f"the operator owned spec.replicas while the HPA ran: {owners}"
@@ -499,8 +505,11 @@ def test_zone_loss(url: str, cluster: controlplane.DevCluster, kubectl: Kubectl,
     # after the drain node1 runs nothing: a rollout spreads the pods over both zones again
     patch = {"spec": {"podTemplate": {"annotations": {"wsfleet.dev/restarted-by": "spread"}}}}
     kubectl("-n", NS, "patch", "wss", NAME, "--type=merge", "-p", json.dumps(patch))
-    wait_until(lambda: {p["spec"]["nodeName"] for p in ready_pods(kubectl)} == {"node1", "node2"}
-               and len(pods(kubectl)) == 3, 300, "pods on both nodes again", interval=1)  # fmt: skip
+
+    def spread(items: list[dict[str, Any]]) -> bool:
+        return {p["spec"]["nodeName"] for p in ready(items)} == {"node1", "node2"} and len(staying(items)) == 3
+
+    wait_until(lambda: spread(every_pod(kubectl)), 300, "pods on both nodes again", interval=1)
     steady(kubectl)
     lost = {p["metadata"]["name"] for p in pods(kubectl) if p["spec"]["nodeName"] == "node1"}
     assert cluster.real is not None
@@ -512,13 +521,15 @@ def test_zone_loss(url: str, cluster: controlplane.DevCluster, kubectl: Kubectl,
         real.power_off(cluster, "node1")
 
         def not_ready() -> bool:
-            n = json.loads(kubectl("get", "node", "node1", "-o", "json").stdout)
-            return any(c_["type"] == "Ready" and c_["status"] != "True" for c_ in n["status"]["conditions"])
+            return not condition_true(json.loads(kubectl("get", "node", "node1", "-o", "json").stdout), "Ready")
 
         wait_until(not_ready, 180, "node1 NotReady", interval=1)
         timing["not_ready_s"] = round(time.monotonic() - t0, 1)
-        wait_until(lambda: len(ready_pods(kubectl)) == 3 and not (lost & names(ready_pods(kubectl))), 300,
-                   "three Ready pods on node2", interval=1)  # fmt: skip
+
+        def replaced(up: set[str]) -> bool:
+            return len(up) == 3 and not (lost & up)
+
+        wait_until(lambda: replaced(names(ready_pods(kubectl))), 300, "three Ready pods on node2", interval=1)
         timing["replaced_s"] = round(time.monotonic() - t0, 1)
 
     clients, pub = scenario(url, tmp_path, lose_zone_a)

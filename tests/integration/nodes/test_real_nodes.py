@@ -37,9 +37,9 @@ import pytest
 import redis as redis_client
 import yaml
 
-from tests.conftest import ROOT
 from tests.integration.conftest import BIN, Kubectl
-from wsfleet_devcluster import builds, controlplane, demo, images, node, podnet
+from tests.integration.nodes import two_real_nodes
+from wsfleet_devcluster import controlplane, demo, images, node, podnet
 from wsfleet_operator.model import WebSocketService
 from wsfleet_operator.render import render_all
 
@@ -86,12 +86,8 @@ def before(cluster_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def real(cluster_dir: Path, before: dict[str, Any]) -> Iterator[controlplane.DevCluster]:
-    builds.ensure_binaries(out=sys.stderr)
-    dc = controlplane.DevCluster(cluster_dir)
-    dc.real = node.RealNodes.build(2, ROOT, sys.stderr)
-    dc.up(out=sys.stderr, nodes=0)
-    yield dc
-    dc.down()
+    with two_real_nodes(cluster_dir) as dc:
+        yield dc
 
 
 @pytest.fixture(scope="module")
