@@ -127,12 +127,14 @@ def _check_i2(spec: WebSocketServiceSpec, t: Timeouts) -> list[str]:
 
 
 def _check_i3(spec: WebSocketServiceSpec, t: Timeouts) -> list[str]:
-    need = 2 * t.readiness_period
+    need = (t.readiness_failures + 1) * t.readiness_period
     if t.pre_stop >= need:
         return []
     return [
-        f"I3: shutdown.preStop {fmt(t.pre_stop)} must be at least 2 x probes.readiness.period "
-        f"{fmt(t.readiness_period)} = {fmt(need)}, so the load balancer sees the pod unready before SIGTERM"
+        f"I3: shutdown.preStop {fmt(t.pre_stop)} must be at least (probes.readiness.failureThreshold "
+        f"{t.readiness_failures} + 1) x probes.readiness.period {fmt(t.readiness_period)} = {fmt(need)}: the "
+        "kubelet marks the pod unready after failureThreshold failed probes, and the load balancer needs one "
+        "more period to follow before SIGTERM"
     ]
 
 
@@ -351,13 +353,15 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "I3",
-        "preStop >= 2 x readiness period.",
-        "The LB must see the pod unready (two probe periods) before the workload starts closing sockets.",
+        "preStop >= (readiness failureThreshold + 1) x readiness period.",
+        "The kubelet marks the pod unready only after failureThreshold failed probes; the LB must follow "
+        "before SIGTERM, or it sends reconnecting clients back to a pod that refuses them.",
         _check_i3,
         cel=(
             (
-                f"{_CEL_PRESTOP} >= 2 * {_d('probes.readiness.period')}",
-                f"'I3: shutdown.preStop ' + {_s(_CEL_PRESTOP)} + ' must be at least 2 x probes.readiness.period ' + "
+                f"{_CEL_PRESTOP} >= (self.probes.readiness.failureThreshold + 1) * {_d('probes.readiness.period')}",
+                f"'I3: shutdown.preStop ' + {_s(_CEL_PRESTOP)} + ' must be at least (probes.readiness.failureThreshold ' + "
+                f"string(self.probes.readiness.failureThreshold) + ' + 1) x probes.readiness.period ' + "
                 f"{_s(_d('probes.readiness.period'))}",
             ),
         ),

@@ -275,7 +275,13 @@ class ReadinessProbe(Probe):
     """The readiness probe; the load balancer health check uses the same path and period."""
 
     path: HttpPath = Field(default=contract.READY_PATH, description="HTTP path.")
-    period: Duration = Field(default=5, description="periodSeconds.")
+    period: Duration = Field(
+        default=3,
+        description=(
+            "periodSeconds. preStop must cover (failureThreshold + 1) periods (I3): the kubelet's failed probes, "
+            "then the load balancer following."
+        ),
+    )
     failure_threshold: int = Field(default=2, ge=1, le=100, description="failureThreshold.")
 
 

@@ -31,8 +31,8 @@ class LbProfile:
     key: str
     label: str
     # Default preStop. Proxies that follow Endpoints (ingress-nginx, Envoy) stop sending new
-    # requests within a few seconds of the pod turning unready; 10 s = 2 x the default 5 s
-    # readiness period. Cloud load balancers deregister through their controller and lag:
+    # requests within a second of the pod turning unready; 10 s covers the kubelet's 2 failed probes
+    # of the default 3 s readiness period and one more for the LB to follow (I3). Cloud load balancers deregister through their controller and lag:
     # users of the AWS Load Balancer Controller ended up with 25-70 s, GCE NEGs take ~20-30 s.
     pre_stop: int
     idle_setting: str | None  # the rendered idle-timeout setting, if the provider has one
@@ -136,6 +136,7 @@ class Timeouts:
     lb_drain: int | None  # None where the provider has no connection draining setting
     lb_drain_derived: bool
     readiness_period: int
+    readiness_failures: int  # the readiness probe's failureThreshold
     startup_window: int
     startup_budget: int
     replay_ttl: int
@@ -178,6 +179,7 @@ def derive(spec: WebSocketServiceSpec) -> Timeouts:
         lb_drain=lb_drain,
         lb_drain_derived=lb.deregistration_delay is None,
         readiness_period=probes.readiness.period,
+        readiness_failures=probes.readiness.failure_threshold,
         startup_window=probes.startup.period * probes.startup.failure_threshold,
         startup_budget=probes.startup.budget,
         replay_ttl=spec.replay.ttl,

@@ -17,7 +17,7 @@ from tests.support.crowd import Crowd
 SPEC: dict[str, Any] = {
     "heartbeat": {"interval": "2s", "timeout": "2s"},
     "loadBalancer": {"provider": "none", "margin": "2s"},
-    "shutdown": {"preStop": "4s", "drain": "3s", "buffer": "2s"},
+    "shutdown": {"preStop": "6s", "drain": "3s", "buffer": "2s"},
     "probes": {"readiness": {"period": "2s", "timeout": "1s"}},
     "publish": {"apiKeySecret": {"name": "api", "key": "key"}},
     # every test client comes from 127.0.0.1: a per-IP limit would throttle the test, not a storm

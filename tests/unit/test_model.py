@@ -68,7 +68,7 @@ def test_defaults_are_the_production_values() -> None:
     assert (s.shutdown.drain, s.shutdown.buffer, s.shutdown.pre_stop) == (30, 5, None)
     assert (s.affinity.mode, s.affinity.ttl) == ("cookie", 86400)
     assert (s.probes.startup.period, s.probes.startup.failure_threshold) == (5, 12)
-    assert (s.probes.readiness.period, s.probes.liveness.period) == (5, 10)
+    assert (s.probes.readiness.period, s.probes.liveness.period) == (3, 10)
     assert (s.autoscaling.cpu, s.autoscaling.memory) == (70, 80)
     assert (s.autoscaling.scale_down.stabilization, s.autoscaling.scale_down.percent) == (300, 50)
     assert s.disruption.min_available == 2

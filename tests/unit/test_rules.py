@@ -46,7 +46,9 @@ BROKEN: list[tuple[str, dict[str, Any], list[str]]] = [
         ["maxConnectionLifetime 30s", "lifetime", "80s"],
     ),
     ("I2", {"shutdown": {"terminationGracePeriod": "20s"}}, ["20s", "preStop 10s", "drain 30s", "buffer 5s", "45s"]),
-    ("I3", {"shutdown": {"preStop": "6s"}}, ["preStop 6s", "5s", "10s"]),
+    ("I3", {"shutdown": {"preStop": "6s"}}, ["preStop 6s", "failureThreshold 2", "period 3s", "9s"]),
+    # the kubelet needs failureThreshold failed probes: a higher threshold needs a longer preStop
+    ("I3", {"probes": {"readiness": {"failureThreshold": 4}}}, ["preStop 10s", "failureThreshold 4", "3s", "15s"]),
     (
         "I4",
         {"loadBalancer": {"provider": "alb", "deregistrationDelay": "40s"}},
@@ -63,7 +65,7 @@ BROKEN: list[tuple[str, dict[str, Any], list[str]]] = [
     ("I11", {"loadBalancer": {"provider": "alb", "idleTimeout": "4001s"}}, ["4001s", "4000s"]),
     ("I11", {"loadBalancer": {"provider": "alb"}, "affinity": {"mode": "clientIP"}}, ["clientIP", "AWS ALB"]),
     ("I11", {"loadBalancer": {"provider": "alb"}, "affinity": {"ttl": "200h"}}, ["720000s", "604800s"]),
-    ("I12", {"probes": {"readiness": {"timeout": "5s"}}}, ["timeout 5s", "period 5s"]),
+    ("I12", {"probes": {"readiness": {"timeout": "5s"}}}, ["timeout 5s", "period 3s"]),
     ("I13", {"replay": {"ttl": "60s"}}, ["60s", "50s", "drain 30s", "80s"]),
     ("I14", {"loadBalancer": {"maxConnectionLifetime": "60s"}}, ["60s", "80s"]),
     ("S1", {"loadBalancer": {"provider": "gateway"}}, ["gateway"]),
@@ -230,7 +232,12 @@ BOUNDARIES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"loadBalancer": {"provider": "gce", "maxConnectionLifetime": "79s"}},
     ),
     ("I2", {"shutdown": {"terminationGracePeriod": "45s"}}, {"shutdown": {"terminationGracePeriod": "44s"}}),
-    ("I3", {"shutdown": {"preStop": "10s"}}, {"shutdown": {"preStop": "9s"}}),
+    ("I3", {"shutdown": {"preStop": "9s"}}, {"shutdown": {"preStop": "8s"}}),
+    (
+        "I3",
+        {"shutdown": {"preStop": "12s"}, "probes": {"readiness": {"failureThreshold": 3}}},
+        {"shutdown": {"preStop": "11s"}, "probes": {"readiness": {"failureThreshold": 3}}},
+    ),
     (
         "I4",
         {"loadBalancer": {"provider": "alb", "deregistrationDelay": "60s"}},
@@ -255,7 +262,7 @@ BOUNDARIES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"loadBalancer": {"provider": "alb"}, "affinity": {"ttl": "604801s"}},
     ),
     ("I11", {"affinity": {"mode": "clientIP", "ttl": "24h"}}, {"affinity": {"mode": "clientIP", "ttl": "86401s"}}),
-    ("I12", {"probes": {"readiness": {"timeout": "4s"}}}, {"probes": {"readiness": {"timeout": "5s"}}}),
+    ("I12", {"probes": {"readiness": {"timeout": "2s"}}}, {"probes": {"readiness": {"timeout": "3s"}}}),
     ("I13", {"replay": {"ttl": "80s"}}, {"replay": {"ttl": "79s"}}),
     ("I14", {"loadBalancer": {"maxConnectionLifetime": "80s"}}, {"loadBalancer": {"maxConnectionLifetime": "79s"}}),
 ]

@@ -104,7 +104,7 @@ class Config:
     ping_interval: int = 25
     ping_timeout: int = 20
     transports: tuple[Transport, ...] = ("websocket", "polling")
-    # 10 s = 2 x the default readiness period, so the LB sees the pod unready before SIGTERM.
+    # 10 s covers the default readiness probe (2 failures x 3 s) and one period for the LB to follow (I3).
     prestop_seconds: int = 10
     drain_seconds: int = 30
     replay_ttl: int = 300

@@ -116,8 +116,9 @@ def audit(spec: WebSocketServiceSpec, manifests: list[Manifest]) -> list[str]:
     grace = pod["terminationGracePeriodSeconds"]
     if grace < pre_stop + drain + spec.shutdown.buffer:
         problems.append(f"I2: rendered terminationGracePeriodSeconds {grace}s < preStop + drain + buffer")
-    if pre_stop < 2 * container["readinessProbe"]["periodSeconds"]:
-        problems.append(f"I3: rendered preStop {pre_stop}s < 2 x readiness periodSeconds")
+    rp = container["readinessProbe"]
+    if pre_stop < (rp["failureThreshold"] + 1) * rp["periodSeconds"]:
+        problems.append(f"I3: rendered preStop {pre_stop}s < (readiness failureThreshold + 1) x periodSeconds")
     if draining is not None and draining < pre_stop + drain:
         problems.append(f"I4: rendered LB connection draining {draining}s < preStop + drain {pre_stop + drain}s")
     floor = hpa["spec"]["minReplicas"] if hpa else dep["spec"]["replicas"]
