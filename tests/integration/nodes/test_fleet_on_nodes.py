@@ -502,12 +502,16 @@ def test_autoscaling_with_metrics_server(url: str, kubectl: Kubectl, tmp_path: P
 
 
 def test_zone_loss(url: str, cluster: controlplane.DevCluster, kubectl: Kubectl, tmp_path: Path) -> None:
-    # after the drain node1 runs nothing: a rollout spreads the pods over both zones again
-    patch = {"spec": {"podTemplate": {"annotations": {"wsfleet.dev/restarted-by": "spread"}}}}
+    # after the drain node1 may run nothing: a rollout spreads the pods over both zones again
+    mark = f"spread-{time.time():.0f}"
+    patch = {"spec": {"podTemplate": {"annotations": {"wsfleet.dev/restarted-by": mark}}}}
     kubectl("-n", NS, "patch", "wss", NAME, "--type=merge", "-p", json.dumps(patch))
 
     def spread(items: list[dict[str, Any]]) -> bool:
-        return {p["spec"]["nodeName"] for p in ready(items)} == {"node1", "node2"} and len(staying(items)) == 3
+        # the rollout's own pods: the old ones may already be on both nodes (the autoscaling test
+        # placed some on node1), and a rollout still to come would run during the zone loss
+        rolled = all(p["metadata"].get("annotations", {}).get("wsfleet.dev/restarted-by") == mark for p in items)
+        return rolled and {p["spec"]["nodeName"] for p in ready(items)} == {"node1", "node2"} and len(items) == 3
 
     wait_until(lambda: spread(every_pod(kubectl)), 300, "pods on both nodes again", interval=1)
     steady(kubectl)
