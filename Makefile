@@ -80,6 +80,8 @@ promtool:
 
 test: tools lint controlplane images promtool $(JSSTAMP)
 	$(BIN)/pytest tests
+	@echo ">> the workload tier again on the stock path (WSFLEET_FAST_PATH=off; docs/workload.md)"
+	WSFLEET_FAST_PATH=off $(BIN)/pytest tests/integration/workload
 
 crd: $(STAMP)
 	$(BIN)/wsfleet crd

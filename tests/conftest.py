@@ -26,6 +26,16 @@ settings.register_profile("ci", max_examples=300, deadline=None, suppress_health
 settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+# WSFLEET_FAST_PATH=off: every workload the suite starts runs the stock path (make test runs the
+# workload tier both ways); the tests of the fast path's own parts are skipped then.
+STOCK = os.environ.get("WSFLEET_FAST_PATH") == "off"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if STOCK and item.get_closest_marker("fast_path"):
+            item.add_marker(pytest.mark.skip(reason="tests the fast path itself; WSFLEET_FAST_PATH=off"))
+
 
 def secret_forms(secret: str) -> list[tuple[str, str]]:
     """The ways a secret can show up in text: as it is, URL-encoded (in a URL's userinfo or a

@@ -599,6 +599,15 @@ class WebSocketServiceSpec(_Spec):
         le=100_000_000,
         description="Largest accepted message (Engine.IO maxHttpBufferSize).",
     )
+    fast_path: bool = Field(
+        default=True,
+        description=(
+            "The bundled workload's fast path (its own WebSocket framing and Engine.IO sockets in place of parts of "
+            "python-engineio and uvicorn). false runs the libraries as released, slower and with more memory per "
+            "connection; the workload also runs them when their installed versions differ from the ones the fast "
+            "path was written for."
+        ),
+    )
     resources: Resources = Field(default_factory=Resources, description="Container resources.")
     env: list[EnvVar] = Field(
         default_factory=list,

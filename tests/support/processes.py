@@ -240,6 +240,8 @@ class Workload:
         env = {
             "PATH": os.environ.get("PATH", ""),
             **(defaults if self.base_env is None else self.base_env),
+            # the suite's choice of path (make test runs the workload tier on both)
+            **{k: v for k, v in os.environ.items() if k == c.ENV_FAST_PATH},
             # what differs per pod: its address (here a port), its name, its secrets
             c.ENV_PORT: str(self.port),
             c.ENV_METRICS_PORT: str(self.metrics_port),

@@ -29,12 +29,12 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from wsfleet_workload import contract as c
-from wsfleet_workload import redisconn
+from wsfleet_workload import fastpath, redisconn
 from wsfleet_workload.auth import HandshakeLimiter
 from wsfleet_workload.collector import Collector
-from wsfleet_workload.compat import client_ip
 from wsfleet_workload.config import Config
 from wsfleet_workload.drain import Drain
+from wsfleet_workload.engine import client_ip
 from wsfleet_workload.fanout import Listener
 from wsfleet_workload.health import Answer, Health
 from wsfleet_workload.hub import Hub
@@ -62,8 +62,10 @@ class Workload:
         self.redis = redisconn.connect(cfg, pool=64, socket_timeout=5)
         self.keys = Keys(cfg.key_prefix)
         self.replay = Replay(self.redis, self.keys, ttl=cfg.replay_ttl, max_messages=cfg.replay_max_messages)
-        self.presence = Presence(self.redis, self.keys, cfg.presence_ttl)
-        self.sio = make_sio(cfg)
+        self.fast_path = fastpath.choose(cfg.fast_path)
+        self._report_fast_path()
+        self.presence = Presence(self.redis, self.keys, cfg.presence_ttl, pipelined=self.fast_path.on)
+        self.sio = make_sio(cfg, fast=self.fast_path.on)
         self.listener = Listener(
             # its own client: a blocked pub/sub read must never wait behind commands, nor they behind it
             redisconn.connect(cfg, pool=None, socket_timeout=None),
@@ -97,6 +99,13 @@ class Workload:
         self.collector = Collector(lambda: len(self.sio.eio.sockets), on_burst=self.metrics.gc_bursts.inc)
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics_server: Any = None
+
+    def _report_fast_path(self) -> None:
+        choice = self.fast_path
+        self.metrics.fast_path.set(int(choice.on))
+        for m in choice.mismatches:
+            self.metrics.fast_path_mismatch.labels(m.library, m.installed, m.expected).set(1)
+        (log.warning if choice.mismatches else log.info)(choice.describe())
 
     def _on_message(self, channel: str, data: str) -> None:
         self.hub.on_message(channel, data)
@@ -187,7 +196,10 @@ class Workload:
                 await _refuse(scope, send, 503, {"error": message, "reason": reason}, retry_after)
                 return
         limit = self.cfg.max_payload_bytes
-        # WebSocket messages above the limit are closed with 1009 by the protocol (compat.ws_protocol).
+        # WebSocket messages above the limit are closed with 1009: by the protocol, on the frame's
+        # header (fastpath/protocol.py), or here on the stock path, once uvicorn has the message.
+        if scope["type"] == "websocket" and not self.fast_path.on:
+            receive = self._bounded(scope, receive, send)
         if scope["type"] == "http" and scope.get("method") == "POST":
             sid = query.get("sid", [""])[0]
             sock = self.sio.eio.sockets.get(sid)
@@ -224,6 +236,26 @@ class Workload:
             )
             return reason, retry_after, f"too many handshakes from {which} (limit {rate}/s); retry in {retry_after}s"
         return None
+
+    def _bounded(self, scope: Scope, receive: Receive, send: Send) -> Receive:
+        """The stock path's payload limit on a WebSocket's messages: above it, the connection is
+        closed with 1009 and a reason naming the size and the limit, and counted, as the fast
+        path's protocol does (uvicorn's own limit, ws_max_size, is only the hard stop)."""
+        limit = self.cfg.max_payload_bytes
+
+        async def bounded() -> Message:
+            message = await receive()
+            if message["type"] == "websocket.receive":
+                text = message.get("text")
+                size = len(text.encode()) if text is not None else len(message.get("bytes") or b"")
+                if size > limit:
+                    reason = f"message too big: {size} bytes, limit {limit}"
+                    self.frame_too_big(scope, f"{reason}: closing with 1009")
+                    await send({"type": "websocket.close", "code": 1009, "reason": reason})
+                    return {"type": "websocket.disconnect", "code": 1009, "reason": reason}
+            return message
+
+        return bounded
 
     def frame_too_big(self, scope: Scope, message: str) -> None:
         """A WebSocket message above the payload limit (the protocol closes it with 1009)."""

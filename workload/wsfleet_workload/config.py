@@ -135,6 +135,8 @@ class Config:
     node_name: str = ""
     log_format: LogFormat = "json"
     log_level: str = "INFO"
+    # The fast path (fastpath/): on unless switched off, or unless a library's version differs.
+    fast_path: bool = True
 
     @property
     def sentinel(self) -> Sentinel | None:
@@ -194,6 +196,7 @@ class Config:
             node_name=env.get(c.ENV_NODE_NAME, ""),
             log_format=r.choice(c.ENV_LOG_FORMAT, d.log_format, FORMATS),  # type: ignore[arg-type]
             log_level=r.choice(c.ENV_LOG_LEVEL, d.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
+            fast_path=r.choice(c.ENV_FAST_PATH, "on" if d.fast_path else "off", ("on", "off")) == "on",
         )
         if cfg.metrics_port == cfg.port:
             raise ConfigError(f"{c.ENV_METRICS_PORT}={cfg.metrics_port}: must differ from {c.ENV_PORT}={cfg.port}")

@@ -59,6 +59,7 @@ ENV_SEND_QUEUE_MESSAGES: Final = "WSFLEET_SEND_QUEUE_MESSAGES"  # slow-consumer 
 ENV_HOST: Final = "WSFLEET_HOST"
 ENV_LOG_LEVEL: Final = "WSFLEET_LOG_LEVEL"
 ENV_LOG_FORMAT: Final = "WSFLEET_LOG_FORMAT"  # json (default) or text for local development
+ENV_FAST_PATH: Final = "WSFLEET_FAST_PATH"  # on (default) or off: stock python-engineio and uvicorn
 # Prefix of every Redis key and channel; the operator sets wsfleet:<namespace>/<name> so that
 # several fleets can share one Redis.
 ENV_KEY_PREFIX: Final = "WSFLEET_KEY_PREFIX"
@@ -93,6 +94,9 @@ METRIC_REJECTED: Final = "wsfleet_requests_rejected_total"  # labels: request, r
 METRIC_SLOW_CONSUMERS: Final = "wsfleet_slow_consumer_disconnects_total"
 METRIC_DRAINING: Final = "wsfleet_draining"  # gauge: 1 while this pod drains
 METRIC_LISTENER_UP: Final = "wsfleet_redis_listener_up"  # gauge
+METRIC_FAST_PATH: Final = "wsfleet_fast_path"  # gauge: 1 while the fast path runs (fastpath/)
+# gauge, labels library, installed, expected: 1 per library whose version turned the fast path off
+METRIC_FAST_PATH_MISMATCH: Final = "wsfleet_fast_path_version_mismatch"
 METRIC_GC_BURSTS: Final = "wsfleet_gc_bursts_total"  # counter: bursts the garbage collector paused for
 
 # --- Socket.IO protocol (namespace "/") --------------------------------------

@@ -11,7 +11,7 @@ from the listener are applied in order by one pump per room, under the room's lo
 
 A frame is encoded once and the same Engine.IO packet object goes to every member: on an
 established WebSocket its frame (built once) is written straight to the connection's transport
-(compat.py), on long-polling it is put on the session's queue; no task and no re-encoding per
+(on the fast path: fastpath/socket.py), on long-polling it is put on the session's queue; no task and no re-encoding per
 recipient. A member that does not keep up (``send_queue_messages`` packets queued, or that many
 times 4 KB unsent on its WebSocket) is cut off (slow consumer) and recovers from the stream when
 it comes back.
@@ -30,7 +30,6 @@ import socketio
 from engineio import packet as eio_packet
 from redis.exceptions import RedisError
 
-from wsfleet_workload import compat
 from wsfleet_workload import contract as c
 from wsfleet_workload.auth import Identity
 from wsfleet_workload.config import Config
@@ -108,9 +107,7 @@ class Hub:
         self.replay, self.presence, self.listener, self.metrics = replay, presence, listener, metrics
         self.clients: dict[str, Client] = {}
         self.rooms: dict[str, Room] = {}
-        self.direct_sent = 0  # packets written straight to a WebSocket (compat.py), for the metric
-        # The unsent-bytes budget of a WebSocket written directly: about sendQueueMessages 4 KB packets.
-        compat.AsyncSocket.max_buffer = cfg.send_queue_messages * 4096
+        self.direct_sent = 0  # packets written straight to a WebSocket (fastpath/socket.py), for the metric
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- sending -------------------------------------------------------------------
@@ -122,7 +119,7 @@ class Hub:
         if sock is None or sock.closed or sock.closing or client.cut:
             return False
         if getattr(sock, "direct", None) is not None:
-            # An established WebSocket: written now (compat.py); refused when the client has
+            # An established WebSocket on the fast path: written now; refused when the client has
             # stopped reading and its unsent bytes passed the budget.
             if sock.write(pkt):
                 self.direct_sent += 1
@@ -190,7 +187,7 @@ class Hub:
             "cutting off a slow consumer: %d %s unsent (limit %d)",
             depth,
             "bytes" if direct else "packets",
-            compat.AsyncSocket.max_buffer if direct else self.cfg.send_queue_messages,
+            sock.max_buffer if direct else self.cfg.send_queue_messages,
             extra={"client": client.session, "connection": client.sid},
         )
         await self.close(client, reason, flush=False)

@@ -14,10 +14,11 @@ import signal
 import sys
 from collections.abc import Mapping
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
-from wsfleet_workload import compat, logs
+from wsfleet_workload import logs
 from wsfleet_workload.app import Workload
 from wsfleet_workload.config import Config, ConfigError
 
@@ -72,18 +73,14 @@ def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
         host=cfg.host,
         port=cfg.port,
         # httptools (llhttp, in C) parses handshakes and long-polling requests; wsproto frames
-        # WebSockets (and the broadcast path writes its frames directly): uvicorn's protocols,
-        # with a lean receive queue and no reference cycle per connection (compat.py).
-        http=compat.HttpToolsProtocol,
-        ws=compat.ws_protocol(cfg.max_payload_bytes, workload.frame_too_big),
+        # WebSockets: uvicorn's protocols, on the fast path lean per connection and framing
+        # common frames themselves (fastpath/protocol.py).
+        **_protocols(cfg, workload),
         # Per-message deflate triples memory per connection; Node's Socket.IO has it off too.
         ws_per_message_deflate=False,
         # Engine.IO pings already; a second ping layer only costs.
         ws_ping_interval=None,
         ws_ping_timeout=None,
-        # The protocol closes messages above the payload limit with a clear 1009; this is only the
-        # hard stop for a fragmented one still arriving.
-        ws_max_size=2 * cfg.max_payload_bytes + 65536,
         lifespan="on",
         proxy_headers=True,
         forwarded_allow_ips=",".join(cfg.trusted_proxies),
@@ -94,6 +91,23 @@ def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
         # and every connection's reads included.
         loop="uvloop",
     )
+
+
+def _protocols(cfg: Config, workload: Workload) -> dict[str, Any]:
+    if workload.fast_path.on:
+        # imported once the versions are checked (fastpath/__init__.py)
+        from wsfleet_workload.fastpath.protocol import HttpToolsProtocol, ws_protocol  # noqa: PLC0415
+
+        return {
+            "http": HttpToolsProtocol,
+            "ws": ws_protocol(cfg.max_payload_bytes, workload.frame_too_big),
+            # The protocol closes messages above the payload limit with a clear 1009; this is only
+            # the hard stop for a fragmented one still arriving.
+            "ws_max_size": 2 * cfg.max_payload_bytes + 65536,
+        }
+    # The stock path: the payload limit is checked on each message as it reaches the application
+    # (app.Workload._bounded); ws_max_size, as above, is only the hard stop.
+    return {"http": "httptools", "ws": "wsproto", "ws_max_size": 2 * cfg.max_payload_bytes + 65536}
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:

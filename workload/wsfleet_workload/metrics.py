@@ -79,6 +79,13 @@ class Metrics:
         self.gc_bursts = Counter(
             _name(c.METRIC_GC_BURSTS), "Bursts of connections the garbage collector paused for.", registry=r
         )
+        self.fast_path = Gauge(c.METRIC_FAST_PATH, "1 while the fast path runs, 0 on the stock path.", registry=r)
+        self.fast_path_mismatch = Gauge(
+            c.METRIC_FAST_PATH_MISMATCH,
+            "1 per library whose installed version differs from the one the fast path was written for.",
+            ["library", "installed", "expected"],
+            registry=r,
+        )
 
 
 def refused(

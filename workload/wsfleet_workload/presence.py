@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
-from wsfleet_workload.autopipeline import Pipeliner
 from wsfleet_workload.wire import Keys, PresenceFrame, loads
 
 # The join announcement of a member, built in Lua from the member itself (``member()``'s JSON,
@@ -75,9 +75,13 @@ _member = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode  # made
 
 
 class Presence:
-    def __init__(self, redis: Redis, keys: Keys, ttl: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, ttl: int, *, pipelined: bool) -> None:
         self.redis, self.keys, self.ttl = redis, keys, ttl
-        self._pipeliner = Pipeliner(redis)  # a storm's joins, many per turn of the event loop
+        self._execute: Callable[..., Awaitable[Any]] = redis.execute_command
+        if pipelined:  # the fast path: a storm's joins, many per turn of the event loop, in one round trip
+            from wsfleet_workload.fastpath.redis import Pipeliner  # noqa: PLC0415  # after the version check
+
+            self._execute = Pipeliner(redis).execute
         self._refresh = redis.register_script(_REFRESH)
 
     def _expiry(self) -> int:
@@ -98,7 +102,7 @@ class Presence:
             args += [session[1], session[2]]
         # EVAL, not EVALSHA: a pipeline cannot reload a script Redis lost (a restart); Redis
         # caches the compiled script by its SHA either way.
-        return bool(await self._pipeliner.execute("EVAL", _JOIN, len(keys), *keys, *args))
+        return bool(await self._execute("EVAL", _JOIN, len(keys), *keys, *args))
 
     async def leave(self, room: str, client: str, user: str | None) -> bool:
         removed = await self.redis.zrem(self.keys.presence(room), member(client, user))

@@ -22,8 +22,8 @@ from typing import Any
 import socketio
 from redis.exceptions import RedisError
 
-from wsfleet_workload import compat
 from wsfleet_workload import contract as c
+from wsfleet_workload import engine
 from wsfleet_workload.auth import Authenticator, AuthError, Identity
 from wsfleet_workload.config import Config
 from wsfleet_workload.fanout import Unavailable
@@ -84,16 +84,28 @@ class AsyncServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         sock = self.eio.sockets.get(eio_sid)
-        # The CONNECT answer and the session event (with what is replayed) leave in one write.
-        with sock.corked() if isinstance(sock, compat.AsyncSocket) else contextlib.nullcontext():
+        # The CONNECT answer and the session event (with what is replayed) leave in one write
+        # (on the fast path; a stock socket's writer task sends what is queued as it comes).
+        corked = getattr(sock, "corked", None)
+        with corked() if corked is not None else contextlib.nullcontext():
             await super()._handle_connect(eio_sid, namespace, data)
             sid = self.manager.sid_from_eio_sid(eio_sid, namespace or "/")
             if sid is not None and self.manager.is_connected(sid, namespace or "/") and self.on_connected:
                 await self.on_connected(sid, eio_sid)
 
 
-def make_sio(cfg: Config) -> AsyncServer:
-    compat.install()
+def make_sio(cfg: Config, *, fast: bool) -> AsyncServer:
+    """The Socket.IO server, on the fast path (``fastpath``) or on the stock one."""
+    if fast:
+        # imported once the versions are checked (fastpath/__init__.py)
+        from wsfleet_workload.fastpath import asgi  # noqa: PLC0415
+        from wsfleet_workload.fastpath.socket import DirectSocket  # noqa: PLC0415
+
+        # The unsent-bytes budget of a WebSocket written directly: about sendQueueMessages 4 KB packets.
+        DirectSocket.max_buffer = cfg.send_queue_messages * 4096
+        engine.install(DirectSocket)
+    else:
+        engine.install(engine.Socket)
     sio = AsyncServer(
         async_mode="asgi",
         ping_interval=cfg.ping_interval,
@@ -107,7 +119,8 @@ def make_sio(cfg: Config) -> AsyncServer:
         json=SocketIOJson,  # orjson for packets (wire.py); it sets python-engineio's too
         serializer=SocketIOPacket,
     )
-    compat.adopt(sio.eio)
+    if fast:
+        asgi.adopt(sio.eio)
     return sio
 
 
@@ -132,7 +145,7 @@ class Gateway:
         raise socketio.exceptions.ConnectionRefusedError(message, {"reason": reason})
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
-        ip = str(environ.get("REMOTE_ADDR", ""))
+        ip = engine.client_ip(environ["asgi.scope"])
         try:
             hs = parse_auth(auth)
         except BadRequest as e:

@@ -33,6 +33,7 @@ def data(ctx: Context) -> dict[str, str]:
         c.ENV_HANDSHAKES_PER_SECOND_PER_IP: str(spec.limits.handshakes_per_second_per_ip),
         c.ENV_SEND_QUEUE_MESSAGES: str(spec.limits.send_queue_messages),
         c.ENV_TRUSTED_PROXIES: ",".join(spec.limits.trusted_proxies),
+        c.ENV_FAST_PATH: "on" if spec.fast_path else "off",
         **_jwt(ctx),
     }
 

@@ -5,10 +5,10 @@ real redis-server), so the collector's view of it can be read. With the garbage 
 an object in a reference cycle stays alive until a collection; python-engineio (a class defined
 per request for the body reader) and uvicorn (the HTTP protocol that hands over to WebSocket,
 held in a cycle with its parser) each left one such cycle per connection, which is what made
-full collections expensive with thousands of connections (collector.py, compat.py).
+full collections expensive with thousands of connections (collector.py, fastpath/).
 
 An open connection also holds no task: once the Engine.IO socket is established, the WebSocket
-protocol hands it each message as it is parsed (compat.WSProtocol.attach), and the ASGI task with
+protocol hands it each message as it is parsed (fastpath/protocol.py, WSProtocol.attach), and the ASGI task with
 its chain of a dozen coroutine frames ends. When the clients leave, their sockets are forgotten.
 """
 
@@ -30,6 +30,9 @@ from wsfleet_workload.app import Workload
 from wsfleet_workload.config import Config
 from wsfleet_workload.main import uvicorn_config
 
+# what an idle connection holds on the fast path (fastpath/): the stock path keeps upstream's tasks
+pytestmark = pytest.mark.fast_path
+
 CLIENTS = 25
 
 
@@ -50,9 +53,9 @@ def test_what_is_counted_is_what_upstream_makes(gc_state: None) -> None:
     sees it), and the workload's HTTP protocol is uvicorn's HttpToolsProtocol."""
     from engineio.async_drivers.asgi import translate_request  # noqa: PLC0415
 
-    from wsfleet_workload import compat  # noqa: PLC0415
+    from wsfleet_workload.fastpath import protocol  # noqa: PLC0415
 
-    assert issubclass(compat.HttpToolsProtocol, HttpToolsProtocol)
+    assert issubclass(protocol.HttpToolsProtocol, HttpToolsProtocol)
 
     async def receive() -> dict[str, object]:
         return {"type": "http.request", "body": b"", "more_body": False}

@@ -1,7 +1,7 @@
 """Client frames on an established WebSocket, byte for byte, against a workload process.
 
 Once the Engine.IO socket is established the workload reads client frames itself
-(compat.WSProtocol._frames): final, masked text, binary, PING and PONG frames in their shortest
+(fastpath/protocol.py, WSProtocol._frames): final, masked text, binary, PING and PONG frames in their shortest
 length form, however TCP packs or cuts them. Any other frame (a fragment, a CLOSE, an unmasked
 frame, text that is not UTF-8) hands the stream to wsproto, which answers it as it always did.
 These tests drive both sides of that line with hand-made frames on the raw socket. (Events are
@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 
+import pytest
 import websocket
 
 from tests.integration.workload.test_bad_input import close_frame, finish, raw_client, still_serving
@@ -160,6 +161,7 @@ def test_an_unmasked_client_frame_ends_the_connection(workloads: Callable[..., W
         finish(ws)
 
 
+@pytest.mark.fast_path
 def test_a_message_above_the_limit_is_refused_on_its_header(workloads: Callable[..., Workload]) -> None:
     """The header names 200,000 bytes: 1009 at once, before any of them is sent (wsproto's path
     waited for the whole message, or for twice the limit)."""

@@ -1,7 +1,7 @@
 """The WebSocket upgrade, byte for byte, on a raw socket to a workload process.
 
 uvicorn's httptools protocol parses the upgrade request; the workload's WebSocket protocol
-(compat.WSProtocol.upgrade) has wsproto check it without h11 parsing it again and writes a plain
+(fastpath/protocol.py, WSProtocol.upgrade) has wsproto check it without h11 parsing it again and writes a plain
 accept itself. Everything else goes through wsproto and h11 whole: a request wsproto refuses, and
 a refusal by the app (the handshake gate's 503). These tests pin what each answer looks like.
 """
@@ -15,6 +15,8 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+
+import pytest
 
 from tests.integration.workload.test_frames import frame
 from tests.support.processes import Workload
@@ -135,6 +137,7 @@ def test_an_upgrade_the_gate_refuses_gets_503_with_its_reason(workloads: Callabl
     assert "limit 2/s" in body["error"]
 
 
+@pytest.mark.fast_path
 def test_each_answer_of_several_packets_leaves_in_one_tcp_segment(workloads: Callable[..., Workload]) -> None:
     """The 101 with the Engine.IO OPEN packet; Socket.IO's CONNECT answer with the session event;
     and for a client that comes back, both with what it missed: one write, one segment, each."""

@@ -92,3 +92,11 @@ def test_log_format_and_level_are_checked() -> None:
         Config.from_environ({c.ENV_LOG_FORMAT: "yaml"})
     with pytest.raises(ConfigError, match="WSFLEET_LOG_LEVEL='LOUD'"):
         Config.from_environ({c.ENV_LOG_LEVEL: "LOUD"})
+
+
+def test_the_fast_path_switch_is_on_or_off() -> None:
+    assert Config.from_environ({}).fast_path is True
+    assert Config.from_environ({"WSFLEET_FAST_PATH": "off"}).fast_path is False
+    assert Config.from_environ({"WSFLEET_FAST_PATH": "on"}).fast_path is True
+    with pytest.raises(ConfigError, match="WSFLEET_FAST_PATH='false': must be one of on, off"):
+        Config.from_environ({"WSFLEET_FAST_PATH": "false"})

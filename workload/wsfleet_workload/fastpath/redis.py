@@ -1,4 +1,11 @@
-"""Auto-pipelining for redis-py's asyncio client: many callers' commands in one round trip."""
+"""Auto-pipelining for redis-py's asyncio client: many callers' commands in one round trip.
+
+Replaces (redis 8.1.0): ``redis.asyncio.Redis.execute_command`` for the presence join script
+(a reconnect storm's hottest command), writing on a connection of the client's pool through
+its private ``_reader`` and ``_writer`` streams and reading with ``read_response``.
+Why: CPU per command, below (``Pipeliner``). The stock path sends the same command with
+``execute_command``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Auto-pipelining (autopipeline.Pipeliner) against a real redis-server: commands issued in one
+"""Auto-pipelining (fastpath/redis.py, Pipeliner) against a real redis-server: commands issued in one
 turn of the event loop are written together on the pipeliner's one connection, each caller gets
 its own reply or its own error, and a lost connection (or a reply that does not come) fails the
 commands awaiting replies on it and none after it."""
@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tests.support.processes import Redis as RedisServer
-from wsfleet_workload.autopipeline import Pipeliner
+from wsfleet_workload.fastpath.redis import Pipeliner
+
+# the fast path's pipeliner itself (the stock path sends each command with redis-py)
+pytestmark = pytest.mark.fast_path
 
 
 async def _connections_received(client: Redis) -> int:

@@ -1,4 +1,5 @@
-"""The lean per-connection queue and event (compat.py) keep asyncio.Queue's and asyncio.Event's
+"""The fast path's parts hold to what they replace. The lean per-connection queue and event
+(fastpath/lean.py) keep asyncio.Queue's and asyncio.Event's
 behaviour where python-engineio and uvicorn rely on it, and hold no buffer while idle."""
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import asgi
 from wsproto.frame_protocol import FrameProtocol, XorMaskerSimple
 
-from wsfleet_workload import compat
-from wsfleet_workload.compat import LeanEvent, LeanQueue
+from wsfleet_workload.fastpath import asgi as fast_asgi
+from wsfleet_workload.fastpath import frames
+from wsfleet_workload.fastpath.lean import LeanEvent, LeanQueue
+from wsfleet_workload.fastpath.socket import DirectSocket
 
 
 def run(coro: object) -> None:
@@ -169,7 +172,7 @@ SCOPES = [
 
 @pytest.mark.parametrize("scope", SCOPES, ids=["websocket", "polling-post", "bare-get"])
 def test_translate_request_gives_python_engineios_environ(scope: dict[str, Any]) -> None:
-    """compat.translate_request replaces python-engineio's only to define the body reader once:
+    """fast_asgi.translate_request replaces python-engineio's only to define the body reader once:
     the environ and the body read from it are the same."""
     events = (
         [{"type": "websocket.connect"}]
@@ -198,7 +201,7 @@ def test_translate_request_gives_python_engineios_environ(scope: dict[str, Any])
         return environ, reads
 
     async def both() -> None:
-        ours, theirs = await translate(compat.translate_request), await translate(asgi.translate_request)
+        ours, theirs = await translate(fast_asgi.translate_request), await translate(asgi.translate_request)
         assert ours == theirs
         if scope["type"] == "http":
             assert ours[1] == [b'4042["a"]x']
@@ -215,7 +218,7 @@ def test_translate_request_leaves_no_reference_cycle() -> None:
         gc.disable()
         try:
             for _ in range(10):
-                await compat.translate_request(SCOPES[0], receive, receive)
+                await fast_asgi.translate_request(SCOPES[0], receive, receive)
             assert gc.collect() == 0
         finally:
             gc.enable()
@@ -230,7 +233,7 @@ def test_translate_request_names_the_client_where_python_engineio_says_127_0_0_1
     async def scenario() -> None:
         scope = {**SCOPES[0], "client": ("203.0.113.7", 50000)}
         ours, theirs = (
-            await compat.translate_request(scope, receive, receive),
+            await fast_asgi.translate_request(scope, receive, receive),
             await asgi.translate_request(scope, receive, receive),
         )
         assert (ours["REMOTE_ADDR"], theirs["REMOTE_ADDR"]) == ("203.0.113.7", "127.0.0.1")
@@ -252,9 +255,11 @@ def test_translate_request_names_the_client_where_python_engineio_says_127_0_0_1
 )
 def test_a_message_size_is_its_utf8_bytes_where_the_limit_depends_on_it(data: str | bytes, limit: int | None,
                                                                          size: int) -> None:  # fmt: skip
-    assert compat._size(data, limit) == size
+    assert frames.message_size(data, limit) == size
     if limit is not None:
-        assert (compat._size(data, limit) > limit) == (len(data.encode() if isinstance(data, str) else data) > limit)
+        assert (frames.message_size(data, limit) > limit) == (
+            len(data.encode() if isinstance(data, str) else data) > limit
+        )
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 1000, 65535, 65536, 70_000])
@@ -263,14 +268,14 @@ def test_a_packets_frame_is_wsprotos_server_frame(size: int, kind: str) -> None:
     data: str | bytes = {"text": "x" * size, "unicode": "é" * (size // 2), "binary": b"\x01" * size}[kind]
     pkt = eio_packet.Packet(eio_packet.MESSAGE, data=data)
     expected = bytes(FrameProtocol(client=False, extensions=[]).send_data(pkt.encode(), fin=True))
-    assert compat.frame(pkt) == expected
-    assert compat.frame(pkt) is compat.frame(pkt), "computed once per packet"
+    assert frames.frame(pkt) == expected
+    assert frames.frame(pkt) is frames.frame(pkt), "computed once per packet"
 
 
 @pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 126, 65536, 70_001])
 def test_unmasking_is_wsprotos(size: int) -> None:
     mask, payload = b"\x9a\x01\xff\x37", bytes(range(256)) * (size // 256) + bytes(range(size % 256))
-    assert compat._unmask(mask, payload) == XorMaskerSimple(mask).process(payload)
+    assert frames.unmask(mask, payload) == XorMaskerSimple(mask).process(payload)
 
 
 @pytest.mark.parametrize("answered", [True, False], ids=["pong-waiting-to-be-read", "no-pong"])
@@ -284,7 +289,7 @@ def test_a_pong_that_came_while_the_loop_was_held_up_keeps_the_socket(answered: 
     async def scenario() -> tuple[bool, int]:
         loop = asyncio.get_running_loop()
         server = engineio.AsyncServer(async_mode="asgi", ping_interval=0.05, ping_timeout=0.05)
-        sock = compat.AsyncSocket(server, "sid")
+        sock = DirectSocket(server, "sid")
         sock.connected = True
         client, client_peer = socket.socketpair()  # the client's connection: its PONG
         other, other_peer = socket.socketpair()  # another connection, whose handling is held up
