@@ -11,7 +11,7 @@ Each module opens with what it replaces upstream, at which version, and why:
 
 The stock path runs python-socketio, python-engineio and uvicorn as released, with only the
 interoperability fixes that both paths need (``wsfleet_workload.engine``). It runs when
-``WSFLEET_FAST_PATH=off`` (``spec.workload.fastPath: false``), and when an installed library is
+``WSFLEET_FAST_PATH=off`` (``spec.fastPath: false``), and when an installed library is
 not the version the fast path was written for (``WRITTEN_FOR``): copying or overriding code of
 another version would be guessing, so the workload logs a warning naming each library, sets
 the ``wsfleet_fast_path_version_mismatch`` gauge, and runs stock.
