@@ -155,9 +155,18 @@ UPSTREAM: tuple[Watched, ...] = (
 def resolve(source: str, module: ModuleType | None = None) -> object:
     name, _, attr = source.partition(":")
     obj: object = module if module is not None else importlib.import_module(name)
-    for part in filter(None, attr.split(".")):
-        obj = inspect.getattr_static(obj, part)
-        obj = getattr(obj, "__func__", obj)  # a staticmethod or classmethod: its function
+    for i, part in enumerate(filter(None, attr.split("."))):
+        found = inspect.getattr_static(obj, part)
+        if i == 0 and inspect.isclass(found) and found.__module__ != getattr(obj, "__name__", None):
+            # engine.install puts the workload's socket class in python-engineio's module in place
+            # of upstream's (any workload started in this process did): upstream's is in its MRO
+            found = next(
+                (k for k in found.__mro__ if k.__module__ == getattr(obj, "__name__", None) and k.__qualname__ == part),
+                None,
+            )
+            if found is None:
+                raise AttributeError(f"{source}: no class {part} of {name} found")
+        obj = getattr(found, "__func__", found)  # a staticmethod or classmethod: its function
     return obj
 
 
@@ -185,6 +194,25 @@ def test_no_upstream_source_the_workload_relies_on_has_changed() -> None:
         + ":\n"
         + "\n".join(found)
     )
+
+
+def test_the_canary_reads_upstream_even_where_the_workload_installed_its_socket() -> None:
+    """A workload started in this process (the integration tier does) has put its own socket
+    class in python-engineio's module: the canary still hashes python-engineio's."""
+    from engineio import async_socket  # noqa: PLC0415
+
+    from wsfleet_workload import engine  # noqa: PLC0415
+    from wsfleet_workload.fastpath.socket import DirectSocket  # noqa: PLC0415
+
+    installed = async_socket.AsyncSocket
+    try:
+        for cls in (engine.Socket, DirectSocket):
+            engine.install(cls)
+            assert async_socket.AsyncSocket is cls
+            assert not changed(UPSTREAM), cls
+            assert resolve("engineio.async_socket:AsyncSocket.poll") is not engine.Socket.poll
+    finally:
+        async_socket.AsyncSocket = installed
 
 
 def test_the_canary_notices_an_edited_copy(tmp_path: Path) -> None:
