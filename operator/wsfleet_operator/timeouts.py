@@ -32,7 +32,8 @@ class LbProfile:
     label: str
     # Default preStop. Proxies that follow Endpoints (ingress-nginx, Envoy) stop sending new
     # requests within a second of the pod turning unready; 10 s covers the kubelet's 2 failed probes
-    # of the default 3 s readiness period and one more for the LB to follow (I3). Cloud load balancers deregister through their controller and lag:
+    # of the default 3 s readiness period and one more for the LB to follow (I3). Cloud load
+    # balancers deregister through their controller and lag:
     # users of the AWS Load Balancer Controller ended up with 25-70 s, GCE NEGs take ~20-30 s.
     pre_stop: int
     idle_setting: str | None  # the rendered idle-timeout setting, if the provider has one

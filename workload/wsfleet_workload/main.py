@@ -81,6 +81,10 @@ def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
         # Engine.IO pings already; a second ping layer only costs.
         ws_ping_interval=None,
         ws_ping_timeout=None,
+        # Messages above the payload limit are closed with a clear 1009 before this (the fast
+        # path's protocol, or app.Workload._bounded on the stock path); this is only the hard stop
+        # for a fragmented one still arriving.
+        ws_max_size=2 * cfg.max_payload_bytes + 65536,
         lifespan="on",
         proxy_headers=True,
         forwarded_allow_ips=",".join(cfg.trusted_proxies),
@@ -98,16 +102,8 @@ def _protocols(cfg: Config, workload: Workload) -> dict[str, Any]:
         # imported once the versions are checked (fastpath/__init__.py)
         from wsfleet_workload.fastpath.protocol import HttpToolsProtocol, ws_protocol  # noqa: PLC0415
 
-        return {
-            "http": HttpToolsProtocol,
-            "ws": ws_protocol(cfg.max_payload_bytes, workload.frame_too_big),
-            # The protocol closes messages above the payload limit with a clear 1009; this is only
-            # the hard stop for a fragmented one still arriving.
-            "ws_max_size": 2 * cfg.max_payload_bytes + 65536,
-        }
-    # The stock path: the payload limit is checked on each message as it reaches the application
-    # (app.Workload._bounded); ws_max_size, as above, is only the hard stop.
-    return {"http": "httptools", "ws": "wsproto", "ws_max_size": 2 * cfg.max_payload_bytes + 65536}
+        return {"http": HttpToolsProtocol, "ws": ws_protocol(cfg.max_payload_bytes, workload.frame_too_big)}
+    return {"http": "httptools", "ws": "wsproto"}
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:

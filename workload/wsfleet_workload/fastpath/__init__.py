@@ -52,9 +52,12 @@ class Mismatch:
 class Choice:
     """Which path runs, and why."""
 
-    on: bool
     reason: str  # "on", "off" (asked for), "versions" (an installed library differs)
     mismatches: tuple[Mismatch, ...] = ()
+
+    @property
+    def on(self) -> bool:
+        return self.reason == "on"
 
     def describe(self) -> str:
         if self.on:
@@ -85,8 +88,8 @@ def mismatches(version: Callable[[str], str] = _installed) -> tuple[Mismatch, ..
 
 def choose(requested: bool, version: Callable[[str], str] = _installed) -> Choice:
     if not requested:
-        return Choice(False, "off")
+        return Choice("off")
     found = mismatches(version)
     if found:
-        return Choice(False, "versions", found)
-    return Choice(True, "on")
+        return Choice("versions", found)
+    return Choice("on")
