@@ -48,15 +48,24 @@ class LbProfile:
     # net/http clears the deadlines when the proxy hijacks the connection), so only the heartbeat
     # notices a dead peer, and no idle timeout is rendered.
     idle_limit: bool = True
+    # How long the load balancer keeps an idle pooled connection to a backend for reuse; None: the
+    # rendered idle timeout governs backend connections too (ALB, Envoy Gateway). The workload keeps
+    # idle HTTP connections open longer than this: a backend that closes one first races the LB's
+    # next request on it, and the LB answers that request (a publish POST) with 502.
+    upstream_idle: int | None = None
 
 
+# Where the provider's pooled-connection idle time is unknown: Envoy's default upstream idle timeout
+# (1 h), the longest of the proxies we know, for Envoy-based Gateways such as Istio or Cilium.
+UPSTREAM_IDLE_UNKNOWN = 3600
 # Service.spec.sessionAffinityConfig.clientIP.timeoutSeconds is capped at one day.
 SERVICE_CLIENT_IP_TTL_MAX = 86400
 
 PROFILES: dict[str, LbProfile] = {
     p.key: p
     for p in (
-        LbProfile("nginx", "ingress-nginx", 10, "proxy-read-timeout / proxy-send-timeout"),
+        # upstream-keepalive-timeout, 60 s by default
+        LbProfile("nginx", "ingress-nginx", 10, "proxy-read-timeout / proxy-send-timeout", upstream_idle=60),
         LbProfile(
             "alb",
             "AWS ALB",
@@ -77,8 +86,9 @@ PROFILES: dict[str, LbProfile] = {
             lifetime_setting="BackendConfig timeoutSec",
             drain_setting="BackendConfig connectionDraining.drainingTimeoutSec",
             fixed_cookie_name="GCLB",
+            upstream_idle=600,  # Google's load balancers keep backend connections 600 s, not settable
         ),
-        LbProfile("gateway/generic", "Gateway API", 10, None),
+        LbProfile("gateway/generic", "Gateway API", 10, None, upstream_idle=UPSTREAM_IDLE_UNKNOWN),
         LbProfile(
             "gateway/envoy",
             "Envoy Gateway",
@@ -94,6 +104,7 @@ PROFILES: dict[str, LbProfile] = {
             lifetime_setting="GCPBackendPolicy timeoutSec",
             drain_setting="GCPBackendPolicy connectionDraining.drainingTimeoutSec",
             fixed_cookie_name="GCLB",
+            upstream_idle=600,
         ),
         LbProfile(
             "gateway/traefik",
@@ -102,8 +113,9 @@ PROFILES: dict[str, LbProfile] = {
             None,
             client_ip_affinity=False,  # a TraefikService's only affinity is its sticky cookie
             idle_limit=False,
+            upstream_idle=90,  # serversTransport idleConnTimeout, 90 s by default
         ),
-        LbProfile("none", "your load balancer", 10, None),
+        LbProfile("none", "your load balancer", 10, None, upstream_idle=UPSTREAM_IDLE_UNKNOWN),
     )
 }
 
@@ -141,6 +153,8 @@ class Timeouts:
     startup_window: int
     startup_budget: int
     replay_ttl: int
+    upstream_idle: int  # how long the LB keeps an idle pooled connection to a pod
+    keep_alive: int  # how long the workload keeps an idle HTTP connection: upstream_idle + margin
 
     @property
     def window(self) -> int:
@@ -161,12 +175,14 @@ def derive(spec: WebSocketServiceSpec) -> Timeouts:
     lb_drain: int | None = None
     if prof.drain_setting is not None:
         lb_drain = lb.deregistration_delay if lb.deregistration_delay is not None else pre_stop + sd.drain + sd.buffer
+    idle = lb.idle_timeout if lb.idle_timeout is not None else window + lb.margin
+    upstream_idle = prof.upstream_idle if prof.upstream_idle is not None else idle
     return Timeouts(
         profile=prof,
         interval=spec.heartbeat.interval,
         timeout=spec.heartbeat.timeout,
         margin=lb.margin,
-        idle=lb.idle_timeout if lb.idle_timeout is not None else window + lb.margin,
+        idle=idle,
         idle_derived=lb.idle_timeout is None,
         lifetime=lb.max_connection_lifetime,
         pre_stop=pre_stop,
@@ -184,6 +200,16 @@ def derive(spec: WebSocketServiceSpec) -> Timeouts:
         startup_window=probes.startup.period * probes.startup.failure_threshold,
         startup_budget=probes.startup.budget,
         replay_ttl=spec.replay.ttl,
+        upstream_idle=upstream_idle,
+        keep_alive=upstream_idle + lb.margin,
+    )
+
+
+def keep_alive_line(t: Timeouts) -> str:
+    """Why the workload holds idle HTTP connections as long as it does."""
+    return (
+        f"workload HTTP keep-alive {fmt(t.keep_alive)} = {t.profile.label}'s idle pooled connection "
+        f"{fmt(t.upstream_idle)} + margin {fmt(t.margin)}: the LB, not the pod, closes an idle connection"
     )
 
 
@@ -201,10 +227,12 @@ def hierarchy(t: Timeouts) -> list[str]:
             f"the heartbeat is what notices a dead peer; a proxy in front of {t.profile.label} needs an idle timeout "
             f"of at least {fmt(t.window + t.margin)}"
         )
+        lines.append(keep_alive_line(t))
         return lines
     idle_note = "derived" if t.idle_derived else "set"
     lines.append(f"LB idle {fmt(t.idle)} ({idle_note}) > heartbeat window {fmt(t.window)} > interval {fmt(t.interval)}")
     lines.append(f"margin {fmt(t.idle - t.window)} (required {fmt(t.margin)})")
+    lines.append(keep_alive_line(t))
     return lines
 
 

@@ -67,6 +67,7 @@ def test_the_workload_accepts_what_the_operator_renders() -> None:
     assert cfg.key_prefix == f"wsfleet:{wss.metadata.namespace}/{wss.metadata.name}"
     assert cfg.port == wss.spec.port
     assert (cfg.presence_diff_ms, cfg.presence_diff_max_members) == (400, 30)
+    assert cfg.http_keepalive == t.keep_alive
 
 
 def test_the_vendored_js_client_is_the_official_one() -> None:

@@ -365,6 +365,33 @@ def test_audit_catches_a_mangled_manifest() -> None:
     assert [p.split(":")[0] for p in problems] == ["I1", "I9"]
 
 
+@pytest.mark.parametrize(
+    ("lb", "pooled"),
+    [
+        ({"provider": "nginx"}, 60),  # upstream-keepalive-timeout
+        ({"provider": "alb"}, 80),  # the ALB's idle timeout covers target connections: window 50 + margin 30
+        ({"provider": "alb", "idleTimeout": "5m"}, 300),
+        ({"provider": "gce"}, 600),
+        ({"provider": "gateway", "implementation": "envoy", "gateway": {"name": "eg"}, "idleTimeout": "2m"}, 120),
+        # serversTransport idleConnTimeout
+        ({"provider": "gateway", "implementation": "traefik", "gateway": {"name": "traefik"}}, 90),
+        ({"provider": "gateway", "implementation": "generic", "gateway": {"name": "gw"}}, 3600),
+        ({"provider": "none"}, 3600),
+    ],
+)
+def test_the_pod_keeps_idle_http_connections_longer_than_the_load_balancer(lb: dict[str, Any], pooled: int) -> None:
+    """A pod that closes an idle pooled connection first races the LB's next request on it, and the
+    LB answers that request with 502 (measured behind Traefik: 4 of 300 POSTs timed at the pod's
+    keep-alive). The rendered keep-alive is the LB's pooled idle time plus the margin."""
+    wss = parse_resource(resource({"loadBalancer": lb}))
+    manifests = render_all(wss)
+    cm = next(m for m in manifests if m["kind"] == "ConfigMap")
+    assert cm["data"][contract.ENV_HTTP_KEEPALIVE] == str(pooled + wss.spec.load_balancer.margin)
+    assert audit.audit(wss.spec, manifests) == []
+    cm["data"][contract.ENV_HTTP_KEEPALIVE] = str(pooled)
+    assert [p.split(":")[0] for p in audit.audit(wss.spec, manifests)] == ["keep-alive"]
+
+
 SECRET_VARS = (contract.ENV_REDIS_URL, contract.ENV_PUBLISH_API_KEY, contract.ENV_JWT_KEY)
 
 

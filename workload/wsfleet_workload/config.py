@@ -107,6 +107,11 @@ class Config:
     # 10 s covers the default readiness probe (2 failures x 3 s) and one period for the LB to follow (I3).
     prestop_seconds: int = 10
     drain_seconds: int = 30
+    # An idle HTTP connection (a load balancer's pooled one) stays open this long: longer than the
+    # load balancer keeps it, so the LB, never the pod, closes it; else a request the LB sends as the
+    # pod closes gets a 502. The operator derives it per load balancer; this default outlasts
+    # Envoy's 1 h upstream idle timeout, the longest we know.
+    http_keepalive: int = 3630
     replay_ttl: int = 300
     replay_max_messages: int = 500
     presence_enabled: bool = True
@@ -173,6 +178,7 @@ class Config:
             transports=tuple(transports),  # type: ignore[arg-type]
             prestop_seconds=r.int(c.ENV_PRESTOP_SECONDS, d.prestop_seconds, 0, 3600),
             drain_seconds=r.int(c.ENV_DRAIN_SECONDS, d.drain_seconds, 0, 3600),
+            http_keepalive=r.int(c.ENV_HTTP_KEEPALIVE, d.http_keepalive, 1, 86400),
             replay_ttl=r.int(c.ENV_REPLAY_TTL, d.replay_ttl, 1, 30 * 86400),
             replay_max_messages=r.int(c.ENV_REPLAY_MAX_MESSAGES, d.replay_max_messages, 1, 10_000_000),
             presence_enabled=r.bool(c.ENV_PRESENCE_ENABLED, d.presence_enabled),

@@ -91,6 +91,7 @@ def uvicorn_config(cfg: Config, workload: Workload) -> uvicorn.Config:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=3,
+        timeout_keep_alive=cfg.http_keepalive,
         # libuv's event loop: transports, timers and callbacks in C, the broadcast path's writes
         # and every connection's reads included.
         loop="uvloop",

@@ -15,6 +15,7 @@ from typing import Any
 from wsfleet_operator.durations import parse
 from wsfleet_operator.model import WebSocketServiceSpec
 from wsfleet_operator.render.context import Manifest
+from wsfleet_operator.timeouts import profile
 from wsfleet_workload import contract as c
 
 
@@ -113,6 +114,12 @@ def audit(spec: WebSocketServiceSpec, manifests: list[Manifest]) -> list[str]:
             problems.append(f"I11: rendered ALB idle timeout {idle}s outside 1-4000s")
         if draining is not None and not 0 <= draining <= 3600:
             problems.append(f"I11: rendered ALB deregistration delay {draining}s outside 0-3600s")
+    pooled = profile(spec).upstream_idle or idle  # ALB and Envoy: the idle timeout covers backend connections
+    keep_alive = int(cm[c.ENV_HTTP_KEEPALIVE])
+    if pooled is not None and keep_alive <= pooled:
+        problems.append(
+            f"keep-alive: rendered {c.ENV_HTTP_KEEPALIVE} {keep_alive}s <= the LB's idle pooled connection {pooled}s"
+        )
     grace = pod["terminationGracePeriodSeconds"]
     if grace < pre_stop + drain + spec.shutdown.buffer:
         problems.append(f"I2: rendered terminationGracePeriodSeconds {grace}s < preStop + drain + buffer")

@@ -20,6 +20,7 @@ def data(ctx: Context) -> dict[str, str]:
         c.ENV_TRANSPORTS: ",".join(spec.transports),
         c.ENV_PRESTOP_SECONDS: str(t.pre_stop),
         c.ENV_DRAIN_SECONDS: str(t.drain),
+        c.ENV_HTTP_KEEPALIVE: str(t.keep_alive),
         c.ENV_REPLAY_TTL: str(t.replay_ttl),
         c.ENV_REPLAY_MAX_MESSAGES: str(spec.replay.max_messages),
         c.ENV_PRESENCE_ENABLED: "true" if spec.presence.enabled else "false",

@@ -22,6 +22,7 @@ def test_defaults_without_environment() -> None:
         ({c.ENV_PORT: "abc"}, "WSFLEET_PORT='abc': not a whole number"),
         ({c.ENV_PORT: "70000"}, "WSFLEET_PORT=70000: must be between 1 and 65535"),
         ({c.ENV_PING_INTERVAL: "0"}, "WSFLEET_PING_INTERVAL_SECONDS=0"),
+        ({c.ENV_HTTP_KEEPALIVE: "0"}, "WSFLEET_HTTP_KEEPALIVE_SECONDS=0: must be between 1 and 86400"),
         ({c.ENV_TRANSPORTS: "websocket,carrier-pigeon"}, "unknown transport 'carrier-pigeon'"),
         ({c.ENV_TRANSPORTS: ""}, "needs at least one transport"),
         ({c.ENV_PRESENCE_ENABLED: "maybe"}, "WSFLEET_PRESENCE_ENABLED='maybe': expected true or false"),
