@@ -10,8 +10,9 @@ message is written as a readable concatenation and converted here:
     'I5: replicas.min ' + string(self.replicas.min) + ' must be ...'
     ->  'I5: replicas.min %d must be ...'.format([self.replicas.min])
 
-Only the shapes our rules use are accepted: quoted literals without escapes,
-`string(<int expr>)` (-> %d), and bare string expressions (-> %s).
+Only the shapes our rules use are accepted: quoted literals without escapes ('...', or "..."
+where the text holds a single quote), `string(<int expr>)` (-> %d), and bare string expressions
+(-> %s).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from __future__ import annotations
 
 def _split_top_level(expr: str) -> list[str]:
     """Split on '+' outside quotes, parentheses, brackets and braces."""
-    parts, depth, quote, start = [], 0, False, 0
+    parts, depth, quote, start = [], 0, "", 0
     for i, ch in enumerate(expr):
-        if ch == "'":
-            quote = not quote
-        elif quote:
+        if quote:
+            quote = "" if ch == quote else quote
             continue
+        if ch in "'\"":
+            quote = ch
         elif ch in "([{":
             depth += 1
         elif ch in ")]}":
@@ -39,7 +41,7 @@ def _split_top_level(expr: str) -> list[str]:
 
 
 def _is_literal(part: str) -> bool:
-    return len(part) >= 2 and part[0] == part[-1] == "'" and "'" not in part[1:-1] and "\\" not in part
+    return len(part) >= 2 and part[0] == part[-1] in "'\"" and part[0] not in part[1:-1] and "\\" not in part
 
 
 def _one_call(part: str, name: str) -> str | None:
@@ -71,6 +73,9 @@ def to_format(message: str) -> str:
         else:
             template += "%s"
             args.append(part)
+    if "'" in template and '"' in template:
+        raise ValueError(f"a CEL message with both quote characters: {message}")
+    quoted = f'"{template}"' if "'" in template else f"'{template}'"
     if not args:
-        return f"'{template}'"
-    return f"'{template}'.format([{', '.join(args)}])"
+        return quoted
+    return f"{quoted}.format([{', '.join(args)}])"

@@ -131,8 +131,14 @@ def _schema(cls: type[BaseModel]) -> dict[str, Any]:
 def spec_schema() -> dict[str, Any]:
     schema = _schema(model.WebSocketServiceSpec)
     schema["x-kubernetes-validations"] = [
-        {"rule": rule, "messageExpression": message} for r in RULES for rule, message in r.cel
+        {"rule": rule, "messageExpression": message} for r in RULES if not r.each for rule, message in r.cel
     ]
+    for r in RULES:
+        if r.each:  # on each item of a list field: `self` is the item, and the API server names its index
+            items = schema["properties"][r.each]["items"]
+            items.setdefault("x-kubernetes-validations", []).extend(
+                {"rule": rule, "messageExpression": message} for rule, message in r.cel
+            )
     return schema
 
 
@@ -257,7 +263,14 @@ def reference_markdown() -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| `{p}` | {k} | {d} | {desc} |" for p, k, d, desc in _rows(spec_schema(), "spec")]
-    lines += ["", "## Rules", "", "Checked by the API server (CEL) and by `wsfleet check`.", ""]
+    rendered = " and ".join(r.id for r in RULES if r.rendered_only)
+    lines += [
+        "",
+        "## Rules",
+        "",
+        f"Checked by the API server (CEL) and by `wsfleet check`; {rendered} on the rendered objects.",
+        "",
+    ]
     lines += ["| Id | Must hold | Why |", "|---|---|---|"]
     lines += [f"| {r.id} | {r.title} | {r.rationale} |" for r in RULES]
     lines += ["", "## Status", "", "| Field | Type | Default | Description |", "|---|---|---|---|"]

@@ -6,10 +6,9 @@ renderer and handler works on. Handlers never read raw dicts with
 ``spec.get("x", default)``; they parse once with :func:`parse_resource`.
 
 Field-level rules (types, ranges, enums, duration syntax) live here. Rules that
-relate several fields live in timeouts.py (timing invariants) and in
-``_SPEC_RULES`` below (structural cross-field rules); each carries both a
-Python check and the CEL rule the API server runs, and a test keeps them in
-agreement.
+relate several fields live in invariants.py (timing) and validation.py
+(structure), each written once in CEL: the API server runs it from the CRD, and
+the operator evaluates the same text (cel.py).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ period shorter than preStop + drain kills sockets mid-drain, and a load balancer
 that drops a backend's connections before the drain ends loses messages. This
 module is the one place that knows those relations.
 
-The invariants over these values (I1..I14), each with its CEL twin for the CRD,
-live in invariants.py.
+The invariants over these values (I1..I15), each written once in CEL, live in
+invariants.py.
 
 Pure: imports only the model.
 """

@@ -1,9 +1,10 @@
 """Parse a WebSocketService once, and check every cross-field rule.
 
-Two families of rules: the timing invariants (I1..I14, invariants.py) and the
+Two families of rules: the timing invariants (I1..I15, invariants.py) and the
 structural rules below (S1..S8), which say which fields only make sense
-together. Both carry the CEL the CRD runs, so the API server and
-``wsfleet check`` refuse the same specs.
+together. Each is written once, as the CEL the CRD runs; ``check`` evaluates that
+same CEL (cel.py), so the API server, the operator and ``wsfleet check`` refuse
+the same specs with the same words.
 
 Errors name the field and the value, in the spec's own camelCase paths, so a
 user can find the line in their YAML.
@@ -17,95 +18,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from wsfleet_operator import cel
 from wsfleet_operator.invariants import RULES as TIMING_RULES
 from wsfleet_operator.invariants import Rule, Violation
 from wsfleet_operator.model import WebSocketService, WebSocketServiceSpec
-from wsfleet_operator.timeouts import Timeouts, derive
 
 RESERVED_ENV_PREFIX = "WSFLEET_"
 TLS_PROVIDERS = ("nginx", "gce")
-
-
-def _one(condition: bool, message: str) -> list[str]:
-    return [message] if condition else []
-
-
-def _s1(spec: WebSocketServiceSpec, t: Timeouts) -> list[str]:
-    lb = spec.load_balancer
-    return _one(
-        lb.provider == "gateway" and lb.gateway is None,
-        "S1: loadBalancer.provider 'gateway' needs loadBalancer.gateway.name (the Gateway the route attaches to)",
-    )
-
-
-def _s2(spec: WebSocketServiceSpec, t: Timeouts) -> list[str]:
-    lb = spec.load_balancer
-    return _one(
-        lb.implementation != "generic" and lb.provider != "gateway",
-        f"S2: loadBalancer.implementation {lb.implementation!r} only applies to provider 'gateway', "
-        f"not {lb.provider!r}",
-    )
-
-
-def _s3(spec: WebSocketServiceSpec, t: Timeouts) -> list[str]:
-    lb = spec.load_balancer
-    return _one(
-        lb.session_persistence and not (lb.provider == "gateway" and lb.implementation == "generic"),
-        "S3: loadBalancer.sessionPersistence only applies to provider 'gateway' with implementation 'generic'; "
-        "envoy and gke get affinity from their policy objects",
-    )
-
-
-def _s4(spec: WebSocketServiceSpec, t: Timeouts) -> list[str]:
-    a = spec.autoscaling
-    return _one(
-        a.enabled and a.cpu == 0 and a.memory == 0 and a.connections_per_pod is None,
-        "S4: autoscaling.enabled is true but cpu and memory are 0 and connectionsPerPod is unset: "
-        "the HPA needs at least one target",
-    )
-
-
-def _s5(spec: WebSocketServiceSpec, t: Timeouts) -> list[str]:
-    return _one(
-        spec.port == spec.metrics_port,
-        f"S5: port {spec.port} and metricsPort {spec.metrics_port} must differ",
-    )
-
-
-def _s6(spec: WebSocketServiceSpec, t: Timeouts) -> list[str]:
-    tls = spec.load_balancer.tls
-    if tls is None:
-        return []
-    out = _one(
-        tls.secret_name is None and tls.issuer is None,
-        "S6: loadBalancer.tls needs secretName or issuer",
-    )
-    out += _one(
-        spec.load_balancer.provider not in TLS_PROVIDERS,
-        f"S6: loadBalancer.tls is not used with provider {spec.load_balancer.provider!r}: "
-        "ALB takes certificates from ACM, a Gateway terminates TLS on its listener",
-    )
-    out += _one(
-        tls.issuer is not None and spec.load_balancer.host is None,
-        "S6: loadBalancer.tls.issuer needs loadBalancer.host, the name the certificate is issued for",
-    )
-    return out
-
-
-def _s7(spec: WebSocketServiceSpec, t: Timeouts) -> list[str]:
-    return [
-        f"S7: env {e.name!r} uses the reserved prefix {RESERVED_ENV_PREFIX}: the operator sets those from the spec"
-        for e in spec.env
-        if e.name.startswith(RESERVED_ENV_PREFIX)
-    ]
-
-
-def _s8(spec: WebSocketServiceSpec, t: Timeouts) -> list[str]:
-    return [
-        f"S8: env {e.name!r} needs exactly one of value and valueFrom"
-        for e in spec.env
-        if (e.value is None) == (e.value_from is None)
-    ]
 
 
 STRUCTURAL_RULES: tuple[Rule, ...] = (
@@ -113,11 +32,11 @@ STRUCTURAL_RULES: tuple[Rule, ...] = (
         "S1",
         "Provider gateway names its Gateway.",
         "An HTTPRoute without a parentRef attaches to nothing.",
-        _s1,
         cel=(
             (
                 "self.loadBalancer.provider != 'gateway' || has(self.loadBalancer.gateway)",
-                "'S1: loadBalancer.provider gateway needs loadBalancer.gateway.name'",
+                "\"S1: loadBalancer.provider 'gateway' needs loadBalancer.gateway.name (the Gateway the route "
+                'attaches to)"',
             ),
         ),
     ),
@@ -125,12 +44,11 @@ STRUCTURAL_RULES: tuple[Rule, ...] = (
         "S2",
         "loadBalancer.implementation is only set with provider gateway.",
         "A silently ignored field misleads whoever reads the spec.",
-        _s2,
         cel=(
             (
                 "self.loadBalancer.implementation == 'generic' || self.loadBalancer.provider == 'gateway'",
-                "'S2: loadBalancer.implementation ' + self.loadBalancer.implementation + "
-                "' only applies to provider gateway, not ' + self.loadBalancer.provider",
+                '"S2: loadBalancer.implementation \'" + self.loadBalancer.implementation + '
+                "\"' only applies to provider 'gateway', not '\" + self.loadBalancer.provider + \"'\"",
             ),
         ),
     ),
@@ -138,12 +56,12 @@ STRUCTURAL_RULES: tuple[Rule, ...] = (
         "S3",
         "sessionPersistence only with a generic Gateway.",
         "Envoy and GKE take affinity from their own policy objects.",
-        _s3,
         cel=(
             (
                 "!self.loadBalancer.sessionPersistence || (self.loadBalancer.provider == 'gateway' && "
                 "self.loadBalancer.implementation == 'generic')",
-                "'S3: loadBalancer.sessionPersistence only applies to provider gateway with implementation generic'",
+                "\"S3: loadBalancer.sessionPersistence only applies to provider 'gateway' with implementation "
+                "'generic'; envoy and gke get affinity from their policy objects\"",
             ),
         ),
     ),
@@ -151,12 +69,12 @@ STRUCTURAL_RULES: tuple[Rule, ...] = (
         "S4",
         "An enabled HPA has at least one target.",
         "An HPA without metrics never scales.",
-        _s4,
         cel=(
             (
                 "!self.autoscaling.enabled || self.autoscaling.cpu > 0 || self.autoscaling.memory > 0 || "
                 "has(self.autoscaling.connectionsPerPod)",
-                "'S4: autoscaling.enabled needs cpu, memory or connectionsPerPod'",
+                "'S4: autoscaling.enabled is true but cpu and memory are 0 and connectionsPerPod is unset: the HPA "
+                "needs at least one target'",
             ),
         ),
     ),
@@ -164,7 +82,6 @@ STRUCTURAL_RULES: tuple[Rule, ...] = (
         "S5",
         "port and metricsPort differ.",
         "Metrics must stay off the public port.",
-        _s5,
         cel=(
             (
                 "self.port != self.metricsPort",
@@ -176,7 +93,6 @@ STRUCTURAL_RULES: tuple[Rule, ...] = (
         "S6",
         "TLS names a certificate source, with a provider that terminates TLS from a Secret.",
         "A TLS block that nothing reads gives a false sense of encryption.",
-        _s6,
         cel=(
             (
                 "!has(self.loadBalancer.tls) || has(self.loadBalancer.tls.secretName) || "
@@ -185,11 +101,12 @@ STRUCTURAL_RULES: tuple[Rule, ...] = (
             ),
             (
                 f"!has(self.loadBalancer.tls) || self.loadBalancer.provider in {list(TLS_PROVIDERS)}",
-                "'S6: loadBalancer.tls is not used with provider ' + self.loadBalancer.provider",
+                '"S6: loadBalancer.tls is not used with provider \'" + self.loadBalancer.provider + "\': ALB takes '
+                'certificates from ACM, a Gateway terminates TLS on its listener"',
             ),
             (
                 "!has(self.loadBalancer.tls) || !has(self.loadBalancer.tls.issuer) || has(self.loadBalancer.host)",
-                "'S6: loadBalancer.tls.issuer needs loadBalancer.host'",
+                "'S6: loadBalancer.tls.issuer needs loadBalancer.host, the name the certificate is issued for'",
             ),
         ),
     ),
@@ -197,25 +114,26 @@ STRUCTURAL_RULES: tuple[Rule, ...] = (
         "S7",
         f"No extra env var uses the reserved {RESERVED_ENV_PREFIX} prefix.",
         "The workload's timing comes from the spec; an env override would desynchronise it from the LB.",
-        _s7,
         cel=(
             (
-                f"self.env.all(e, !e.name.startsWith('{RESERVED_ENV_PREFIX}'))",
-                f"'S7: env names must not start with {RESERVED_ENV_PREFIX}'",
+                f"!self.name.startsWith('{RESERVED_ENV_PREFIX}')",
+                f'"S7: env \'" + self.name + "\' uses the reserved prefix {RESERVED_ENV_PREFIX}: the operator sets '
+                'those from the spec"',
             ),
         ),
+        each="env",
     ),
     Rule(
         "S8",
         "Each env var has exactly one of value and valueFrom.",
         "Kubernetes would silently prefer one of them.",
-        _s8,
         cel=(
             (
-                "self.env.all(e, has(e.value) != has(e.valueFrom))",
-                "'S8: each env entry needs exactly one of value and valueFrom'",
+                "has(self.value) != has(self.valueFrom)",
+                '"S8: env \'" + self.name + "\' needs exactly one of value and valueFrom"',
             ),
         ),
+        each="env",
     ),
 )
 
@@ -223,9 +141,18 @@ RULES: tuple[Rule, ...] = TIMING_RULES + STRUCTURAL_RULES
 
 
 def check(spec: WebSocketServiceSpec) -> list[Violation]:
-    """Every broken rule, timing and structural, with messages naming the values."""
-    t = derive(spec)
-    return [Violation(rule.id, msg) for rule in RULES for msg in rule.check(spec, t)]
+    """Every broken rule, timing and structural, with messages naming the values: the CRD's own
+    CEL, evaluated on the spec with its defaults (cel.py)."""
+    return broken(spec.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+
+def broken(doc: Mapping[str, Any], rules: tuple[Rule, ...] = RULES) -> list[Violation]:
+    """The rules whose CEL fails on a .spec object as JSON (the API server's view of it)."""
+    out = []
+    for rule in rules:
+        for item in doc.get(rule.each, []) if rule.each else [doc]:
+            out += [Violation(rule.id, msg) for msg in cel.failures(rule.cel, item)]
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ Matrix:
   a Warning event, and changes no child; fixing the spec brings it back to Ready;
 - agreement: for every case of the rule tables (broken examples, both sides of each boundary),
   for random specs and for random specs that break exactly one rule, the real API server (a
-  server-side dry run) refuses with exactly the rule ids the Python checker names.
+  server-side dry run) refuses with exactly the rule ids the operator's checker names.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from tests.integration.test_operator import apply_ok, wait_ready
 from tests.unit.strategies import broken_rules, raw_specs, resource, single_rule_specs
 from tests.unit.test_rules import BOUNDARIES, BROKEN
 from wsfleet_operator import crd
+from wsfleet_operator.validation import check, parse_resource
 
 
 def test_cel_refuses_with_the_values(kubectl: Kubectl, operator: Operator, namespace: str) -> None:
@@ -39,10 +40,20 @@ def test_cel_refuses_with_the_values(kubectl: Kubectl, operator: Operator, names
     broken = copy.deepcopy(doc)
     broken["spec"]["loadBalancer"]["idleTimeout"] = "60s"
     broken["spec"]["shutdown"] = {"terminationGracePeriod": "20s"}
+    broken["spec"]["env"] = [{"name": "TZ", "value": "UTC"}, {"name": "WSFLEET_DRAIN_SECONDS", "value": "1"}]
     proc = kubectl.apply(broken)
     assert proc.returncode != 0
-    assert "I1: loadBalancer.idleTimeout 60s must exceed the heartbeat window 50s by the margin 30s" in proc.stderr
-    assert "I2: shutdown.terminationGracePeriod 20s must cover preStop 10s + drain 30s + buffer 5s" in proc.stderr
+    # the API server's words are the operator's: both evaluate the rule's one CEL text
+    for v in check(parse_resource(broken).spec):
+        assert v.message in proc.stderr, (v.message, proc.stderr)
+    assert (
+        "I1: loadBalancer.idleTimeout 60s (ingress-nginx proxy-read-timeout / proxy-send-timeout) must exceed the "
+        "heartbeat window 50s (25s interval + 25s timeout) by the margin 30s: need at least 80s"
+    ) in proc.stderr
+    assert "I2: shutdown.terminationGracePeriod 20s must cover preStop 10s + drain 30s + buffer 5s = 45s" in proc.stderr
+    # a rule on each item of a list: the API server names the item's index, the message its name
+    assert "spec.env[1]: Invalid value" in proc.stderr, proc.stderr
+    assert "S7: env 'WSFLEET_DRAIN_SECONDS' uses the reserved prefix WSFLEET_" in proc.stderr
     after = kubectl.get("wss", "chat", namespace)
     assert after is not None
     assert after["metadata"]["generation"] == before["metadata"]["generation"]

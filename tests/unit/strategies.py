@@ -2,7 +2,7 @@
 
 The specs are valid field by field (types, enums, duration syntax) but combine
 values freely around every rule's boundary, so a large share of them breaks one
-or more rules. That is the point: the tests compare what the Python checker,
+or more rules. That is the point: the tests compare what the operator's checker,
 the CEL rules and the rendered objects say about the same spec.
 """
 
@@ -105,7 +105,7 @@ def resource(spec: dict[str, Any], name: str = "chat", uid: str | None = None) -
 
 
 def broken_rules(raw: dict[str, Any]) -> set[str]:
-    """The ids of the rules the Python checker says `raw` breaks."""
+    """The ids of the rules the operator's checker says `raw` breaks."""
     return {v.rule for v in check(parse_resource(resource(raw)).spec)}
 
 

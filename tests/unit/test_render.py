@@ -389,7 +389,7 @@ def test_the_pod_keeps_idle_http_connections_longer_than_the_load_balancer(lb: d
     assert cm["data"][contract.ENV_HTTP_KEEPALIVE] == str(pooled + wss.spec.load_balancer.margin)
     assert audit.audit(wss.spec, manifests) == []
     cm["data"][contract.ENV_HTTP_KEEPALIVE] = str(pooled)
-    assert [p.split(":")[0] for p in audit.audit(wss.spec, manifests)] == ["keep-alive"]
+    assert [p.split(":")[0] for p in audit.audit(wss.spec, manifests)] == ["I15"]
 
 
 SECRET_VARS = (contract.ENV_REDIS_URL, contract.ENV_PUBLISH_API_KEY, contract.ENV_JWT_KEY)

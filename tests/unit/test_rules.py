@@ -1,14 +1,16 @@
-"""The rules (I1-I14, S1-S8): examples, properties, and agreement with the CRD's CEL.
+"""The rules (I1-I15, S1-S8): examples, properties, and agreement with the CRD.
 
-Matrix:
+Each rule is written once, in CEL (invariants.py, validation.py); the checker evaluates it on
+the model's dump of the spec (cel.py). Matrix:
 - each rule id has a spec that breaks it, and its message names the numbers;
-- derived values (idle timeout, preStop, grace, deregistration delay) never break a rule;
+- derived values (idle timeout, preStop, grace, deregistration delay) never break a rule, and
+  the CEL fragments that derive them agree with timeouts.derive(), which the renderers use;
 - property: every spec the checker accepts renders manifests that pass render.audit,
-  which reads the numbers back out of the manifests;
+  which reads the numbers back out of the manifests and runs the same rules on them;
 - property: every spec it refuses yields messages that each start with a known rule id;
 - property: for every spec, the set of broken rules is the same whether computed by the
-  Python checker or by the CEL rules of the generated CRD (evaluated with cel-python on
-  the spec after the CRD's own defaults are applied, as the API server would).
+  checker or from the generated CRD as the API server holds it (its rules, at spec and item
+  level, on the spec after the CRD's own defaults are applied).
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ import celpy
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
-from tests.unit import celshim
 from tests.unit.strategies import accepted_specs, broken_rules, raw_specs, resource, single_rule_specs
-from wsfleet_operator import crd
+from wsfleet_operator import cel, crd, invariants
 from wsfleet_operator.model import WebSocketServiceSpec
 from wsfleet_operator.render import audit, render_all
 from wsfleet_operator.render.providers.registry import REGISTRY
@@ -120,6 +121,20 @@ def test_provider_tables_agree() -> None:
     assert set(REGISTRY) == set(PROFILES)
 
 
+@given(raw_specs)
+def test_the_cel_derivations_agree_with_derive(raw: dict[str, Any]) -> None:
+    """The rules read derived values (a default preStop per provider, the idle timeout, the grace
+    period, the deregistration delay) through CEL fragments; the renderers through derive()."""
+    s = spec(raw)
+    t = derive(s)
+    activation = {"self": celpy.json_to_cel(s.model_dump(by_alias=True, mode="json", exclude_none=True))}
+    got = {name: int(cel.program(getattr(invariants, name)).evaluate(activation))
+           for name in ("_CEL_IDLE", "_CEL_PRESTOP", "_CEL_GRACE", "_CEL_WINDOW")}  # fmt: skip
+    assert got == {"_CEL_IDLE": t.idle, "_CEL_PRESTOP": t.pre_stop, "_CEL_GRACE": t.grace, "_CEL_WINDOW": t.window}
+    if t.lb_drain is not None:
+        assert int(cel.program(invariants._CEL_LB_DRAIN).evaluate(activation)) == t.lb_drain
+
+
 def test_derived_values_follow_the_spec() -> None:
     t = derive(spec({"heartbeat": {"interval": "2s", "timeout": "2s"}, "loadBalancer": {"margin": "2s"}}))
     assert (t.window, t.idle, t.idle_derived) == (4, 6, True)
@@ -163,40 +178,39 @@ def test_refused_specs_name_the_broken_rule(raw: dict[str, Any]) -> None:
 
 
 @functools.cache
-def _programs() -> list[tuple[str, celpy.Runner, celpy.Runner]]:
-    env = celpy.Environment()
-    schema_rules = crd.spec_schema()["x-kubernetes-validations"]
+def _programs() -> list[tuple[str, str | None, str, str]]:
+    """(rule id, the list field it applies to item by item or None, rule, message) as the CRD holds them."""
+    schema = crd.spec_schema()
     by_rule = {(rule, msg): r.id for r in RULES for rule, msg in r.cel}
-    out = []
-    for entry in schema_rules:
-        rule_id = by_rule[(entry["rule"], entry["messageExpression"])]
-        out.append(
-            (
-                rule_id,
-                celshim.program(env, entry["rule"]),
-                celshim.program(env, entry["messageExpression"]),
-            )
-        )
+    out = [(by_rule[(e["rule"], e["messageExpression"])], None, e["rule"], e["messageExpression"])
+           for e in schema["x-kubernetes-validations"]]  # fmt: skip
+    for name, prop in schema["properties"].items():
+        for e in prop.get("items", {}).get("x-kubernetes-validations", []):
+            if "messageExpression" in e:
+                out.append((by_rule[(e["rule"], e["messageExpression"])], name, e["rule"], e["messageExpression"]))
     return out
 
 
 def cel_broken(raw: dict[str, Any]) -> set[str]:
     """Rule ids whose CEL fails on the spec, after the CRD's defaults are applied."""
     defaulted = crd.apply_defaults(crd.spec_schema(), raw)
-    activation = {"self": celpy.json_to_cel(defaulted)}
     broken = set()
-    for rule_id, rule, message in _programs():
-        if not bool(rule.evaluate(activation)):
-            broken.add(rule_id)
-            text = str(message.evaluate(activation))
-            assert text.startswith(f"{rule_id}: "), text
-            assert "%" not in text, text  # every verb got its argument
+    for rule_id, each, rule, message in _programs():
+        for item in defaulted.get(each, []) if each else [defaulted]:
+            activation = {"self": celpy.json_to_cel(item)}
+            if not bool(cel.program(rule).evaluate(activation)):
+                broken.add(rule_id)
+                text = str(cel.program(message).evaluate(activation))
+                assert text.startswith(f"{rule_id}: "), text
+                assert "%" not in text, text  # every verb got its argument
     return broken
 
 
 def test_every_rule_with_cel_is_in_the_crd() -> None:
     assert {p[0] for p in _programs()} == {r.id for r in RULES if r.cel}
-    assert {r.id for r in RULES if not r.cel} == {"I9"}  # I9 is about rendered objects only
+    assert len(_programs()) == sum(len(r.cel) for r in RULES)
+    # what CEL cannot say over a spec is checked on the rendered objects, and only there
+    assert {r.id for r in RULES if not r.cel} == {r.id for r in RULES if r.rendered_only} == set(audit.RENDERED_ONLY)
 
 
 @pytest.mark.parametrize(("rule_id", "raw", "needles"), BROKEN, ids=[f"{b[0]}-{i}" for i, b in enumerate(BROKEN)])

@@ -1,11 +1,13 @@
-"""Check the invariants against rendered manifests, reading the numbers back out of them.
+"""Check the rules against rendered manifests, reading the numbers back out of them.
 
-timeouts.check() reasons about the spec; this module reasons about what would
-actually be applied: annotation strings, probe fields, grace periods. The
-property tests require that every spec the checker accepts renders manifests
-that pass this audit, so a renderer bug that drops or mangles a value fails a
-test even when the arithmetic in timeouts.py is right. ``wsfleet check`` runs
-it too.
+validation.check() judges the spec; this module judges what would actually be
+applied: annotation strings, probe fields, grace periods. It reads those values
+back into a spec (read_back) and evaluates every rule's own CEL on it, so the
+audit is the same rule as the admission check, not a third copy; what only
+rendered objects can break (I9, I15) is checked here alone. The property tests
+require that every spec the checker accepts renders manifests that pass this
+audit, so a renderer bug that drops or mangles a value fails a test even when
+the derivation in timeouts.py is right. ``wsfleet check`` runs it too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from wsfleet_operator.durations import parse
 from wsfleet_operator.model import WebSocketServiceSpec
 from wsfleet_operator.render.context import Manifest
 from wsfleet_operator.timeouts import profile
+from wsfleet_operator.validation import broken
 from wsfleet_workload import contract as c
 
 
@@ -83,73 +86,89 @@ def _has_affinity(manifests: list[Manifest]) -> bool | None:
     return None
 
 
-def audit(spec: WebSocketServiceSpec, manifests: list[Manifest]) -> list[str]:
-    """Problems found in the rendered manifests; empty when every invariant holds in them."""
-    problems: list[str] = []
-    cm: dict[str, str] = (_find(manifests, "ConfigMap") or {"data": {}})["data"]
-    dep = _find(manifests, "Deployment")
-    hpa = _find(manifests, "HorizontalPodAutoscaler")
-    pdb = _find(manifests, "PodDisruptionBudget")
-    if dep is None or pdb is None or not cm:
-        return ["the Deployment, PodDisruptionBudget and ConfigMap must always be rendered"]
-    pod: dict[str, Any] = dep["spec"]["template"]["spec"]
-    container = pod["containers"][0]
-    window = int(cm[c.ENV_PING_INTERVAL]) + int(cm[c.ENV_PING_TIMEOUT])
-    need_idle = window + spec.load_balancer.margin
-    pre_stop_hook = container["lifecycle"]["preStop"]
-    pre_stop = pre_stop_hook["sleep"]["seconds"] if "sleep" in pre_stop_hook else int(cm[c.ENV_PRESTOP_SECONDS])
-    drain = int(cm[c.ENV_DRAIN_SECONDS])
+MISSING = "the Deployment, PodDisruptionBudget and ConfigMap must always be rendered"
 
+
+def _seconds(n: int) -> str:
+    return f"{n}s"
+
+
+def read_back(spec: WebSocketServiceSpec, manifests: list[Manifest]) -> dict[str, Any]:
+    """The .spec (as JSON) that the rendered objects state: the spec, with every value a rule
+    relates replaced by what the rendered objects hold. Derived values become explicit ones, so
+    the rules judge what would be applied, not what the spec meant."""
+    doc: dict[str, Any] = spec.model_dump(by_alias=True, mode="json", exclude_none=True)
+    cm: dict[str, str] = (_find(manifests, "ConfigMap") or {"data": {}})["data"]
+    dep, hpa, pdb = (_find(manifests, k) for k in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"))
+    if dep is None or pdb is None or not cm:
+        raise ValueError(MISSING)
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    doc["heartbeat"] = {
+        "interval": _seconds(int(cm[c.ENV_PING_INTERVAL])),
+        "timeout": _seconds(int(cm[c.ENV_PING_TIMEOUT])),
+    }
+    hook = container["lifecycle"]["preStop"]
+    pre_stop = hook["sleep"]["seconds"] if "sleep" in hook else int(cm[c.ENV_PRESTOP_SECONDS])
+    doc["shutdown"] |= {
+        "preStop": _seconds(pre_stop),
+        "drain": _seconds(int(cm[c.ENV_DRAIN_SECONDS])),
+        "terminationGracePeriod": _seconds(dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]),
+    }
+    for name in ("startup", "readiness", "liveness"):
+        probe = container[f"{name}Probe"]
+        doc["probes"][name] |= {
+            "path": probe["httpGet"]["path"],
+            "period": _seconds(probe["periodSeconds"]),
+            "timeout": _seconds(probe["timeoutSeconds"]),
+            "failureThreshold": probe["failureThreshold"],
+        }
+    doc["replicas"]["min"] = hpa["spec"]["minReplicas"] if hpa else dep["spec"]["replicas"]
+    doc["replicas"]["max"] = hpa["spec"]["maxReplicas"] if hpa else doc["replicas"]["min"]
+    doc["disruption"]["minAvailable"] = pdb["spec"]["minAvailable"]
+    ru = dep["spec"]["strategy"]["rollingUpdate"]
+    doc["rollout"] = {"maxSurge": ru["maxSurge"], "maxUnavailable": ru["maxUnavailable"]}
+    doc["transports"] = cm[c.ENV_TRANSPORTS].split(",")
+    if _has_affinity(manifests) is False:
+        doc["affinity"]["mode"] = "none"
+    doc["replay"]["ttl"] = _seconds(int(cm[c.ENV_REPLAY_TTL]))
     idle, lifetime, draining = _lb_idle_and_lifetime(manifests)
-    if idle is not None and idle < need_idle:
-        problems.append(f"I1: rendered LB idle timeout {idle}s < heartbeat window {window}s + margin")
-    if lifetime is not None and lifetime < need_idle:
-        problems.append(f"I1: rendered LB lifetime cap {lifetime}s < heartbeat window {window}s + margin")
-    if lifetime is not None and idle is not None and lifetime < idle:
-        problems.append(f"I14: rendered lifetime {lifetime}s < idle timeout {idle}s")
-    ing = _find(manifests, "Ingress")
-    if ing and "alb.ingress.kubernetes.io/load-balancer-attributes" in ing["metadata"]["annotations"]:
-        # ALB attribute ranges: idle 1-4000 s, deregistration delay 0-3600 s.
-        if idle is not None and not 1 <= idle <= 4000:
-            problems.append(f"I11: rendered ALB idle timeout {idle}s outside 1-4000s")
-        if draining is not None and not 0 <= draining <= 3600:
-            problems.append(f"I11: rendered ALB deregistration delay {draining}s outside 0-3600s")
+    lb = doc["loadBalancer"]
+    if idle is not None:
+        lb["idleTimeout"] = _seconds(idle)
+    if lifetime is not None:
+        lb["maxConnectionLifetime"] = _seconds(lifetime)
+    if draining is not None:
+        lb["deregistrationDelay"] = _seconds(draining)
+    return doc
+
+
+def _rendered_only(spec: WebSocketServiceSpec, manifests: list[Manifest], doc: dict[str, Any]) -> list[str]:
+    """I9 and I15: what only the rendered objects can break (invariants.py names them)."""
+    problems = []
+    dep, hpa = _find(manifests, "Deployment"), _find(manifests, "HorizontalPodAutoscaler")
+    if hpa and dep and "replicas" in dep["spec"]:
+        problems.append("I9: the Deployment sets replicas while an HPA owns scaling")
+    cm: dict[str, str] = (_find(manifests, "ConfigMap") or {"data": {}})["data"]
+    idle = parse(doc["loadBalancer"]["idleTimeout"]) if "idleTimeout" in doc["loadBalancer"] else None
     pooled = profile(spec).upstream_idle or idle  # ALB and Envoy: the idle timeout covers backend connections
     keep_alive = int(cm[c.ENV_HTTP_KEEPALIVE])
     if pooled is not None and keep_alive <= pooled:
         problems.append(
-            f"keep-alive: rendered {c.ENV_HTTP_KEEPALIVE} {keep_alive}s <= the LB's idle pooled connection {pooled}s"
+            f"I15: rendered {c.ENV_HTTP_KEEPALIVE} {keep_alive}s must exceed the load balancer's idle pooled "
+            f"connection {pooled}s"
         )
-    grace = pod["terminationGracePeriodSeconds"]
-    if grace < pre_stop + drain + spec.shutdown.buffer:
-        problems.append(f"I2: rendered terminationGracePeriodSeconds {grace}s < preStop + drain + buffer")
-    rp = container["readinessProbe"]
-    if pre_stop < (rp["failureThreshold"] + 1) * rp["periodSeconds"]:
-        problems.append(f"I3: rendered preStop {pre_stop}s < (readiness failureThreshold + 1) x periodSeconds")
-    if draining is not None and draining < pre_stop + drain:
-        problems.append(f"I4: rendered LB connection draining {draining}s < preStop + drain {pre_stop + drain}s")
-    floor = hpa["spec"]["minReplicas"] if hpa else dep["spec"]["replicas"]
-    if floor < pdb["spec"]["minAvailable"] + 1:
-        problems.append(f"I5: {floor} replicas leave no eviction under PDB minAvailable {pdb['spec']['minAvailable']}")
-    if hpa and hpa["spec"]["maxReplicas"] < hpa["spec"]["minReplicas"]:
-        problems.append("I5: HPA maxReplicas < minReplicas")
-    ru = dep["spec"]["strategy"]["rollingUpdate"]
-    if ru["maxUnavailable"] != 0 or ru["maxSurge"] < 1:
-        problems.append(f"I6: rendered rolling update {ru}")
-    ready_path = container["readinessProbe"]["httpGet"]["path"]
-    live_path = container["livenessProbe"]["httpGet"]["path"]
-    if ready_path == live_path or live_path in c.REDIS_DEPENDENT_PATHS:
-        problems.append(f"I7: rendered liveness path {live_path!r} (readiness {ready_path!r})")
-    sp = container["startupProbe"]
-    if sp["failureThreshold"] * sp["periodSeconds"] < spec.probes.startup.budget:
-        problems.append("I8: rendered startup window below the startup budget")
-    if hpa and "replicas" in dep["spec"]:
-        problems.append("I9: the Deployment sets replicas while an HPA owns scaling")
-    if "polling" in cm[c.ENV_TRANSPORTS].split(",") and _has_affinity(manifests) is False:
-        problems.append("I10: polling is enabled but the rendered load balancer has no affinity")
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        if container[probe]["timeoutSeconds"] >= container[probe]["periodSeconds"]:
-            problems.append(f"I12: rendered {probe} timeoutSeconds >= periodSeconds")
-    if int(cm[c.ENV_REPLAY_TTL]) < window + drain:
-        problems.append("I13: rendered replay TTL below heartbeat window + drain")
     return problems
+
+
+RENDERED_ONLY = ("I9", "I15")
+
+
+def audit(spec: WebSocketServiceSpec, manifests: list[Manifest]) -> list[str]:
+    """Problems found in the rendered manifests; empty when every rule holds in them: each rule's
+    own CEL on the values read back (read_back), and the rendered-only rules."""
+    cm = (_find(manifests, "ConfigMap") or {"data": {}})["data"]
+    if _find(manifests, "Deployment") is None or _find(manifests, "PodDisruptionBudget") is None or not cm:
+        return [MISSING]
+    doc = read_back(spec, manifests)
+    found = [f"{v.rule}: rendered: {v.message.removeprefix(v.rule + ': ')}" for v in broken(doc)]
+    return found + _rendered_only(spec, manifests, doc)
