@@ -175,13 +175,13 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    from wsfleet_operator import validate  # noqa: PLC0415 - the Socket.IO client loads only for this command
+    from wsfleet_operator import live_checks  # noqa: PLC0415 - the Socket.IO client loads only for this command
 
     n = args.clients
     if args.check == "affinity":
-        coro = validate.affinity(args.url, n or 5, args.seconds or 10.0)
+        coro = live_checks.affinity(args.url, n or 5, args.seconds or 10.0)
     elif args.check == "idle-timeout":
-        coro = validate.idle_timeout(args.url, n or 3, args.seconds or 180.0)
+        coro = live_checks.idle_timeout(args.url, n or 3, args.seconds or 180.0)
     else:
         if not args.api_key:
             raise SpecError(
@@ -192,7 +192,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
             out.write(line + "\n")
             out.flush()  # a script waiting for "publishing" to start its rollout sees it now
 
-        coro = validate.delivery(
+        coro = live_checks.delivery(
             args.check, args.url, args.api_key, clients=n or 20, seconds=args.seconds or 60.0,
             min_acknowledged=args.min_acknowledged / 100, max_uncertain=args.max_uncertain, progress=progress,
         )  # fmt: skip

@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from prometheus_client import Counter, Histogram
 
 from wsfleet_operator import reconcile
 from wsfleet_operator.kube import Kube
-from wsfleet_operator.model import WebSocketService
+from wsfleet_operator.model import API_VERSION, KIND, WebSocketService
 from wsfleet_operator.render import owned_kinds, render_context
 from wsfleet_operator.render.context import Context
 from wsfleet_operator.validation import RULES, SpecError, check, parse_resource
@@ -65,10 +65,38 @@ class Controller:
     _guard: threading.Lock = field(default_factory=threading.Lock)
     # The generation of each resource whose stale children were last pruned by this process.
     _pruned: dict[str, int | None] = field(default_factory=dict)
+    # child uid -> its metadata.generation at its last watch event (child_event)
+    _seen: dict[str, int | None] = field(default_factory=dict)
 
     def _lock(self, uid: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(uid, threading.Lock())
+
+    def child_event(self, body: Mapping[str, Any], event_type: str | None) -> tuple[str, dict[str, Any] | None]:
+        """What a watch event on a child calls for (reconcile.child_event_action: "reconcile",
+        "status" or "ignore"), and the resource that owns the child, to do it on; no owner (none,
+        or one being deleted) means there is nothing to do."""
+        meta = body.get("metadata", {})
+        uid, generation = meta.get("uid", ""), meta.get("generation")
+        with self._guard:
+            action = reconcile.child_event_action(event_type, body.get("kind", ""), generation, self._seen.get(uid))
+            if event_type == "DELETED":
+                self._seen.pop(uid, None)
+            else:
+                self._seen[uid] = generation
+        if action == "ignore":
+            return action, None
+        owner = self.owner_of(body)
+        if owner is None or owner["metadata"].get("deletionTimestamp"):
+            return "ignore", None
+        return action, owner
+
+    def owner_of(self, child: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The WebSocketService that controls this child, read from the API; None if it has none."""
+        for ref in child.get("metadata", {}).get("ownerReferences", []):
+            if ref.get("kind") == KIND and ref.get("controller"):
+                return self.kube.get(API_VERSION, KIND, child["metadata"]["namespace"], ref["name"])
+        return None
 
     def reconcile(self, body: dict[str, Any], emit: Emit, *, prune: bool = False) -> Result:
         """Bring one resource's children in line with its spec; serialised per resource.

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -23,10 +22,10 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from prometheus_client import start_http_server
 
-from wsfleet_operator import naming, reconcile
+from wsfleet_operator import naming
 from wsfleet_operator.controller import Controller
 from wsfleet_operator.kube import Kube, NamespaceTerminating, Rejected, Retry
-from wsfleet_operator.model import GROUP, KIND, PLURAL, VERSION
+from wsfleet_operator.model import GROUP, PLURAL, VERSION
 from wsfleet_workload import logs
 from wsfleet_workload.logs import LogFormat
 
@@ -155,34 +154,14 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
     def resync(body: kopf.Body, **_: Any) -> None:
         run(body, prune=True)
 
-    lock = threading.Lock()
-
-    def owner_of(body: kopf.Body) -> dict[str, Any] | None:
-        for ref in body.get("metadata", {}).get("ownerReferences", []):
-            if ref.get("kind") == KIND and ref.get("controller"):
-                return controller.kube.get(f"{GROUP}/{VERSION}", KIND, body["metadata"]["namespace"], ref["name"])
-        return None
-
-    seen: dict[str, int | None] = {}  # child uid -> metadata.generation at its last event
-
     for group, version, plural in WATCHED_CHILDREN:
 
         @kopf.on.event(
             group, version, plural, labels={naming.LABEL_MANAGED_BY: naming.FIELD_MANAGER}, registry=registry
         )
         def child_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
-            meta = body.get("metadata", {})
-            uid, generation = meta.get("uid", ""), meta.get("generation")
-            with lock:
-                action = reconcile.child_event_action(type, body.get("kind", ""), generation, seen.get(uid))
-                if type == "DELETED":
-                    seen.pop(uid, None)
-                else:
-                    seen[uid] = generation
-            if action == "ignore":
-                return
-            owner = owner_of(body)
-            if owner is None or owner["metadata"].get("deletionTimestamp"):
+            action, owner = controller.child_event(body, type)
+            if owner is None:
                 return
             try:
                 if action == "status":

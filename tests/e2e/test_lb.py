@@ -26,7 +26,7 @@ from tests.e2e.conftest import SPEC
 from tests.e2e.fleet import Fleet
 from tests.support.pyclient import PyClient
 from tests.support.secrets import API_KEY
-from wsfleet_operator import cli, validate
+from wsfleet_operator import cli, live_checks
 
 
 def _requests(fleet: Fleet) -> dict[str, list[str]]:
@@ -46,7 +46,7 @@ def _routes(fleet: Fleet) -> dict[str, set[str]]:
 
 def test_affinity_holds_and_follows_a_drain(fleet: Callable[..., Fleet]) -> None:
     f = fleet()
-    verdict = asyncio.run(validate.affinity(f.url, clients=6, seconds=5))
+    verdict = asyncio.run(live_checks.affinity(f.url, clients=6, seconds=5))
     assert verdict.passed, verdict.problems
     assert len(verdict.figures["pods"]) >= 2, "round robin spread the sessions"
     routes = _routes(f)
@@ -85,7 +85,7 @@ def test_affinity_holds_and_follows_a_drain(fleet: Callable[..., Fleet]) -> None
 def test_aligned_idle_timeout_keeps_idle_clients(fleet: Callable[..., Fleet]) -> None:
     f = fleet()
     assert f.t.idle == 6
-    verdict = asyncio.run(validate.idle_timeout(f.url, clients=3, seconds=3 * f.t.idle + 1))
+    verdict = asyncio.run(live_checks.idle_timeout(f.url, clients=3, seconds=3 * f.t.idle + 1))
     assert verdict.passed, verdict.problems
     assert verdict.figures["drops"] == 0
 

@@ -1,4 +1,5 @@
-"""`wsfleet validate`: check a running fleet from the outside, as its clients see it.
+"""`wsfleet validate`: check a live fleet from the outside, as its clients see it (the spec rules
+are validation.py's).
 
 Each check connects real python-socketio clients to a URL (the load balancer of a real cluster,
 or the local e2e harness), prints what it measured and a verdict, and returns 0 (pass) or 1.
