@@ -210,7 +210,7 @@ def crd() -> dict[str, Any]:
 
 
 def crd_yaml() -> str:
-    header = "# Generated from operator/wsfleet_operator/model.py by `wsfleet crd`. Do not edit.\n"
+    header = "# Generated from operator/wsfleet_operator/model/ by `wsfleet crd`. Do not edit.\n"
     return header + yaml.safe_dump(crd(), sort_keys=False, width=120)
 
 
@@ -253,7 +253,7 @@ def reference_markdown() -> str:
     lines = [
         "# WebSocketService reference",
         "",
-        "<!-- Generated from operator/wsfleet_operator/model.py by `wsfleet crd`. Do not edit. -->",
+        "<!-- Generated from operator/wsfleet_operator/model/ by `wsfleet crd`. Do not edit. -->",
         "",
         f"`apiVersion: {model.API_VERSION}`, `kind: {model.KIND}`, short name `{model.SHORT_NAMES[0]}`.",
         "",
