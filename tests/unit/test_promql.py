@@ -47,7 +47,8 @@ def test_rendered_alert_rules_pass_promtool(promtool: str, tmp_path: Path) -> No
     rules.write_text(yaml.safe_dump(_rule()["spec"]))
     proc = _run(promtool, "check", "rules", str(rules))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 3 rules found" in proc.stdout, proc.stdout
+    assert f"SUCCESS: {len(_rule()['spec']['groups'][0]['rules'])} rules found" in proc.stdout, proc.stdout
+    assert len(_rule()["spec"]["groups"][0]["rules"]) == 4
 
 
 def test_promtool_refuses_a_broken_expression(promtool: str, tmp_path: Path) -> None:
@@ -86,6 +87,9 @@ CASES = [
                                 (f'wsfleet_health_checks_total{{{FLEET}, endpoint="ready", result="unavailable"}}', "0+10x60")], True),
     ("WsfleetAvailabilityLow", [(f'wsfleet_health_checks_total{{{FLEET}, endpoint="ready", result="ok"}}', "0+1000x60"),
                                 (f'wsfleet_health_checks_total{{{FLEET}, endpoint="ready", result="draining"}}', "0+500x60")], False),
+    ("WsfleetFastPathVersionMismatch", [(f'wsfleet_fast_path_version_mismatch{{{FLEET}, pod="a", library="uvicorn", installed="0.55.0", expected="0.54.0"}}', "1x60")], True),
+    # a pod whose versions match exports the family with no sample; another fleet's mismatch is not ours
+    ("WsfleetFastPathVersionMismatch", [('wsfleet_fast_path_version_mismatch{namespace="other", service="chat", pod="b", library="redis", installed="8.2.0", expected="8.1.0"}', "1x60")], False),
 ]  # fmt: skip
 
 

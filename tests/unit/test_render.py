@@ -343,7 +343,13 @@ def test_monitoring_objects_when_enabled() -> None:
     sm = objs["ServiceMonitor"]["spec"]["endpoints"][0]
     assert (sm["port"], sm["path"]) == ("metrics", contract.METRICS_PATH)
     rules = {r["alert"]: r for r in objs["PrometheusRule"]["spec"]["groups"][0]["rules"]}
-    assert set(rules) == {"WsfleetConnectionChurnHigh", "WsfleetHeartbeatTimeoutsHigh", "WsfleetAvailabilityLow"}
+    assert set(rules) == {
+        "WsfleetConnectionChurnHigh",
+        "WsfleetHeartbeatTimeoutsHigh",
+        "WsfleetAvailabilityLow",
+        "WsfleetFastPathVersionMismatch",
+    }
+    assert contract.METRIC_FAST_PATH_MISMATCH in rules["WsfleetFastPathVersionMismatch"]["expr"]
     assert "> 0.01" in rules["WsfleetConnectionChurnHigh"]["expr"]
     assert "> 0.005" in rules["WsfleetHeartbeatTimeoutsHigh"]["expr"]
     assert "< 0.999" in rules["WsfleetAvailabilityLow"]["expr"]

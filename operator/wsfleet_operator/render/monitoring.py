@@ -3,7 +3,11 @@
 The alerts are the fleet's SLIs:
 - connection churn: disconnects per minute above 1% of connected clients;
 - heartbeat timeouts: clients lost to ping timeouts above 0.5% of connected clients per minute;
-- availability: readiness answers that were healthy (draining pods excluded) below 99.9%.
+- availability: readiness answers that were healthy (draining pods excluded) below 99.9%;
+and one about the workload itself:
+- fast path off by a version mismatch: a pod runs the stock path because its installed libraries
+  differ from the ones the fast path was written for (a custom image), which costs about three
+  times the memory per connection and most of the throughput (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ def expressions(ctx: Context) -> dict[str, str]:
             f'sum(rate({ready}, result="ok"}}[30m])) / '
             f'clamp_min(sum(rate({ready}, result!="draining"}}[30m])), 1e-9) < {AVAILABILITY}'
         ),
+        "WsfleetFastPathVersionMismatch": f"max({c.METRIC_FAST_PATH_MISMATCH}{{{sel}}}) > 0",
     }
 
 
@@ -79,6 +84,13 @@ DESCRIPTIONS = {
         "5m",
         f"Readiness availability is below {AVAILABILITY:.1%} over 30 minutes (draining pods excluded). "
         "Check /health/database: Redis is the usual cause.",
+    ),
+    "WsfleetFastPathVersionMismatch": (
+        "warning",
+        "15m",
+        "Pods run the stock path: their python-engineio, python-socketio, uvicorn, wsproto or redis differs from "
+        "the version the fast path was written for (the workload's start-up warning names it). Expect about "
+        "3x the memory per connection and less throughput; use the released image or the pinned versions.",
     ),
 }
 
