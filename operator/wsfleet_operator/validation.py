@@ -145,7 +145,13 @@ RULES: tuple[Rule, ...] = TIMING_RULES + STRUCTURAL_RULES
 def check(spec: WebSocketServiceSpec) -> list[Violation]:
     """Every broken rule, timing and structural, with messages naming the values: the CRD's own
     CEL, evaluated on the spec with its defaults (cel.py)."""
-    return list(_check(json.dumps(spec.model_dump(by_alias=True, mode="json", exclude_none=True), sort_keys=True)))
+    return list(_check(json.dumps(spec_document(spec), sort_keys=True)))
+
+
+def spec_document(spec: WebSocketServiceSpec) -> dict[str, Any]:
+    """The .spec as the API server holds it (JSON, defaults applied, absent fields absent): what
+    the rules' CEL reads as `self`."""
+    return spec.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
 # One evaluation of every rule costs ~30 ms of cel-python; the operator checks each resource on

@@ -29,7 +29,7 @@ from wsfleet_operator.model import WebSocketServiceSpec
 from wsfleet_operator.render import audit, render_all
 from wsfleet_operator.render.providers.registry import REGISTRY
 from wsfleet_operator.timeouts import PROFILES, derive
-from wsfleet_operator.validation import RULES, check, parse_resource
+from wsfleet_operator.validation import RULES, check, parse_resource, spec_document
 
 RULE_IDS = {r.id for r in RULES}
 
@@ -127,7 +127,7 @@ def test_the_cel_derivations_agree_with_derive(raw: dict[str, Any]) -> None:
     period, the deregistration delay) through CEL fragments; the renderers through derive()."""
     s = spec(raw)
     t = derive(s)
-    activation = {"self": celpy.json_to_cel(s.model_dump(by_alias=True, mode="json", exclude_none=True))}
+    activation = {"self": celpy.json_to_cel(spec_document(s))}
     got = {name: int(cel.program(getattr(invariants, name)).evaluate(activation))
            for name in ("_CEL_IDLE", "_CEL_PRESTOP", "_CEL_GRACE", "_CEL_WINDOW")}  # fmt: skip
     assert got == {"_CEL_IDLE": t.idle, "_CEL_PRESTOP": t.pre_stop, "_CEL_GRACE": t.grace, "_CEL_WINDOW": t.window}

@@ -18,7 +18,7 @@ from wsfleet_operator.durations import parse
 from wsfleet_operator.model import WebSocketServiceSpec
 from wsfleet_operator.render.context import Manifest
 from wsfleet_operator.timeouts import profile
-from wsfleet_operator.validation import broken
+from wsfleet_operator.validation import broken, spec_document
 from wsfleet_workload import contract as c
 
 
@@ -90,6 +90,8 @@ MISSING = "the Deployment, PodDisruptionBudget and ConfigMap must always be rend
 
 
 def _seconds(n: int) -> str:
+    """A rendered number of seconds as a CEL duration; unlike durations.format_seconds it keeps a
+    mangled negative value negative, so the rules see what was rendered."""
     return f"{n}s"
 
 
@@ -97,7 +99,7 @@ def read_back(spec: WebSocketServiceSpec, manifests: list[Manifest]) -> dict[str
     """The .spec (as JSON) that the rendered objects state: the spec, with every value a rule
     relates replaced by what the rendered objects hold. Derived values become explicit ones, so
     the rules judge what would be applied, not what the spec meant."""
-    doc: dict[str, Any] = spec.model_dump(by_alias=True, mode="json", exclude_none=True)
+    doc = spec_document(spec)
     cm: dict[str, str] = (_find(manifests, "ConfigMap") or {"data": {}})["data"]
     dep, hpa, pdb = (_find(manifests, k) for k in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"))
     if dep is None or pdb is None or not cm:
