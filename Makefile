@@ -30,7 +30,7 @@ demo-down: $(STAMP)
 	@$(BIN)/wsfleet dev-cluster down
 
 lint: $(STAMP)
-	@echo ">> ruff";          $(BIN)/ruff check operator workload devcluster tests bench && $(BIN)/ruff format --check operator workload devcluster tests bench
+	@echo ">> ruff";          $(BIN)/ruff check common operator workload devcluster tests bench && $(BIN)/ruff format --check common operator workload devcluster tests bench
 	@echo ">> mypy --strict"; $(BIN)/mypy
 	@echo ">> import-linter"; $(BIN)/lint-imports
 	@echo ">> generated files";  $(BIN)/wsfleet crd --check

@@ -28,13 +28,13 @@ from typing import Any, TextIO
 
 import yaml
 
+from wsfleet_common.contract import ENV_LOG_FORMAT
+from wsfleet_common.logs import FORMATS
 from wsfleet_operator import crd, dashboard, docs
 from wsfleet_operator.model import API_VERSION, KIND, WebSocketService
 from wsfleet_operator.render import audit, render_all
 from wsfleet_operator.timeouts import derive, fmt, hierarchy, timeline
 from wsfleet_operator.validation import RULES, SpecError, check, parse_and_check, parse_resource
-from wsfleet_workload.contract import ENV_LOG_FORMAT
-from wsfleet_workload.logs import FORMATS
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2

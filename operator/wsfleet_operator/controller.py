@@ -25,13 +25,13 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from wsfleet_common import logs
 from wsfleet_operator import reconcile
 from wsfleet_operator.kube import Kube
 from wsfleet_operator.model import API_VERSION, KIND, WebSocketService
 from wsfleet_operator.render import owned_kinds, render_context
 from wsfleet_operator.render.context import Context
 from wsfleet_operator.validation import RULES, SpecError, check, parse_resource
-from wsfleet_workload import logs
 
 log = logging.getLogger("wsfleet.operator")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 FILE = Path("deploy") / "monitoring" / "grafana-dashboard.json"
 FLEET = 'namespace="$namespace", service="$service"'

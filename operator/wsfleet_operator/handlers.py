@@ -22,12 +22,12 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from prometheus_client import start_http_server
 
+from wsfleet_common import logs
+from wsfleet_common.logs import LogFormat
 from wsfleet_operator import naming
 from wsfleet_operator.controller import Controller
 from wsfleet_operator.kube import Kube, NamespaceTerminating, Rejected, Retry
 from wsfleet_operator.model import GROUP, PLURAL, VERSION
-from wsfleet_workload import logs
-from wsfleet_workload.logs import LogFormat
 
 log = logging.getLogger("wsfleet.operator")
 

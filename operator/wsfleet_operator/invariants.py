@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wsfleet_common import contract
 from wsfleet_operator.celfmt import to_format
 from wsfleet_operator.timeouts import PROFILES, SERVICE_CLIENT_IP_TTL_MAX
-from wsfleet_workload import contract
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from typing import Any, TextIO
 import aiohttp
 import socketio
 
+from wsfleet_common import contract as c
 from wsfleet_operator.accounting import Expect, Ledger, Received, account
-from wsfleet_workload import contract as c
 
 
 @dataclass

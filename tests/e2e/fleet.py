@@ -24,11 +24,11 @@ from typing import Any
 
 from tests.support.processes import HAProxy, Redis, Workload, free_port, http, wait_for
 from tests.unit.strategies import resource
+from wsfleet_common import contract as c
 from wsfleet_operator.lbconf import Backend, haproxy
 from wsfleet_operator.render import render_all
 from wsfleet_operator.timeouts import derive
 from wsfleet_operator.validation import parse_and_check, parse_resource
-from wsfleet_workload import contract as c
 
 GENERATIONS = 3  # slots per zone: the first pod and two replacements
 

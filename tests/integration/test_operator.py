@@ -32,8 +32,8 @@ from kubernetes import watch as k8s_watch
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import BIN, RESYNC, Audit, Kubectl, Operator, example, wait_until
 from tests.support import secrets
+from wsfleet_common import contract
 from wsfleet_operator import naming
-from wsfleet_workload import contract
 
 READY_TIMEOUT = 90.0
 CORE_CHILDREN = (

@@ -21,8 +21,8 @@ from typing import Any
 
 from tests.support.processes import ClientFleet, JsFleet, PyFleet, http, wait_for
 from tests.support.secrets import API_KEY
+from wsfleet_common import contract as c
 from wsfleet_operator.accounting import STRICT, Account, Expect, Ledger, Received, account
-from wsfleet_workload import contract as c
 
 
 class Publisher(threading.Thread):

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
 from tests.support.secrets import API_KEY, REDIS_PASSWORD
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 JS = ROOT / "tests" / "js"
 

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 
 async def _read_answers(session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestEndParams) -> None:

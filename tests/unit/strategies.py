@@ -12,10 +12,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from wsfleet_common import contract
 from wsfleet_operator.durations import format_seconds
 from wsfleet_operator.model import PROVIDERS
 from wsfleet_operator.validation import check, parse_resource
-from wsfleet_workload import contract
 
 
 def dur(lo: int, hi: int) -> st.SearchStrategy[str]:

@@ -8,10 +8,10 @@ from typing import Any
 
 from tests.conftest import ROOT
 from tests.unit.strategies import resource
+from wsfleet_common import contract as c
 from wsfleet_operator.render import render_all
 from wsfleet_operator.timeouts import derive
 from wsfleet_operator.validation import parse_and_check
-from wsfleet_workload import contract as c
 from wsfleet_workload.config import Config
 
 WORKLOAD_ONLY = {c.ENV_PRESENCE_TTL, c.ENV_HOST, c.ENV_LOG_LEVEL, c.ENV_LOG_FORMAT}

@@ -36,10 +36,10 @@ import yaml
 from tests.conftest import ROOT
 from tests.support import tools
 from tests.support.snippets import CHECKED, RUN, RUNNERS, Snippet, snippets, tagged
+from wsfleet_common import contract as c
+from wsfleet_common import logs
 from wsfleet_devcluster import images
 from wsfleet_operator import cli
-from wsfleet_workload import contract as c
-from wsfleet_workload import logs
 from wsfleet_workload.metrics import Metrics, refused
 
 BIN = Path(sys.executable).parent
@@ -150,7 +150,10 @@ def test_diagrams_name_real_things(block: Snippet) -> None:
     paths = {v for k, v in vars(c).items() if k.endswith("_PATH")}
     # spec fields, the Pod's own names, and the keys the workload sends (string literals in its code)
     wire = set(
-        re.findall(r'"([a-z]+[A-Z][A-Za-z]+)"', "".join(p.read_text() for p in (ROOT / "workload").rglob("*.py")))
+        re.findall(
+            r'"([a-z]+[A-Z][A-Za-z]+)"',
+            "".join(p.read_text() for top in ("workload", "common") for p in (ROOT / top).rglob("*.py")),
+        )
     )
     fields = _spec_fields() | {"preStop", "terminationGracePeriod"} | wire
     text = block.text

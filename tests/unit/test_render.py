@@ -16,11 +16,11 @@ import yaml
 
 from tests.conftest import EXAMPLES
 from tests.unit.strategies import resource
+from wsfleet_common import contract
 from wsfleet_operator import naming
 from wsfleet_operator.model import WebSocketService
 from wsfleet_operator.render import audit, owned_kinds, render_all
 from wsfleet_operator.validation import check, parse_and_check, parse_resource
-from wsfleet_workload import contract
 
 # Kinds whose schemas come from third-party CRDs, not from Kubernetes itself.
 CRD_KINDS = {"BackendConfig", "HTTPRoute", "BackendTrafficPolicy", "GCPBackendPolicy", "HealthCheckPolicy",

@@ -1,6 +1,5 @@
-"""The bundled Socket.IO workload.
+"""The bundled Socket.IO workload: fan-out over Redis, replay, presence, drain, health and metrics.
 
-So far this package holds the contract shared with the operator (contract.py):
-endpoint paths, environment variable names and metric names. The server itself
-(drain, replay, presence, health, metrics) is built on top of that contract.
+What it shares with the operator (the environment names it reads, its endpoints, its metric names,
+its log schema) lives in ``wsfleet_common``, which both sides import.
 """

@@ -28,7 +28,7 @@ import socketio
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 from wsfleet_workload import fastpath, redisconn
 from wsfleet_workload.auth import HandshakeLimiter
 from wsfleet_workload.collector import Collector

@@ -1,7 +1,7 @@
 """The workload's settings, read once from an environment mapping.
 
 The operator renders these variables into a ConfigMap (and Secrets for the Redis URL, the
-publish API key and the JWT key); their names live in :mod:`wsfleet_workload.contract`.
+publish API key and the JWT key); their names live in :mod:`wsfleet_common.contract`.
 ``Config.from_environ`` takes any mapping, so tests never touch ``os.environ``, and every
 error names the variable and the value it refused.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs, unquote
 
-from wsfleet_workload import contract as c
-from wsfleet_workload.logs import FORMATS, LogFormat
+from wsfleet_common import contract as c
+from wsfleet_common.logs import FORMATS, LogFormat
 
 Transport = Literal["websocket", "polling"]
 

@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
+from wsfleet_common.logs import EVENT_DRAIN
 from wsfleet_workload.hub import Hub, packet
-from wsfleet_workload.logs import EVENT_DRAIN
 from wsfleet_workload.metrics import Metrics
 
 log = logging.getLogger("wsfleet.drain")

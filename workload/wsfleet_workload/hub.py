@@ -30,7 +30,7 @@ import socketio
 from engineio import packet as eio_packet
 from redis.exceptions import RedisError
 
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 from wsfleet_workload.auth import Identity
 from wsfleet_workload.config import Config
 from wsfleet_workload.fanout import Listener, Unavailable

@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from wsfleet_workload import logs
+from wsfleet_common import logs
 from wsfleet_workload.app import Workload
 from wsfleet_workload.config import Config, ConfigError
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram
 
-from wsfleet_workload import contract as c
-from wsfleet_workload.logs import EVENT_REFUSED
+from wsfleet_common import contract as c
+from wsfleet_common.logs import EVENT_REFUSED
 
 log = logging.getLogger("wsfleet.refused")
 

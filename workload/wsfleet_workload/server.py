@@ -22,7 +22,7 @@ from typing import Any
 import socketio
 from redis.exceptions import RedisError
 
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 from wsfleet_workload import engine
 from wsfleet_workload.auth import Authenticator, AuthError, Identity
 from wsfleet_workload.config import Config

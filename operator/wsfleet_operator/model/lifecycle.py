@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from wsfleet_common import contract
 from wsfleet_operator.durations import Duration, HpaPeriod, HpaWindow
 from wsfleet_operator.model.base import HttpPath, _Spec
-from wsfleet_workload import contract
 
 
 class Replicas(_Spec):

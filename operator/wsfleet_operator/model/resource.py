@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic.alias_generators import to_camel
 
+from wsfleet_common import contract
 from wsfleet_operator.model.base import DEFAULT_IMAGE, EnvVar, Port, Resources, Transport, _Spec
 from wsfleet_operator.model.features import Auth, Limits, Presence, Publish, Redis, Replay
 from wsfleet_operator.model.lifecycle import (
@@ -20,7 +21,6 @@ from wsfleet_operator.model.lifecycle import (
 )
 from wsfleet_operator.model.policy import Monitoring, NetworkPolicy, PodTemplate
 from wsfleet_operator.model.traffic import Affinity, Heartbeat, LoadBalancer
-from wsfleet_workload import contract
 
 
 class WebSocketServiceSpec(_Spec):

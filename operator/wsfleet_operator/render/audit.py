@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from wsfleet_common import contract as c
 from wsfleet_operator.durations import parse
 from wsfleet_operator.model import WebSocketServiceSpec
 from wsfleet_operator.render.context import Manifest
 from wsfleet_operator.timeouts import profile
 from wsfleet_operator.validation import broken, spec_document
-from wsfleet_workload import contract as c
 
 
 def _find(manifests: list[Manifest], kind: str) -> Manifest | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 
+from wsfleet_common import contract as c
 from wsfleet_operator import naming
 from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_workload import contract as c
 
 
 def data(ctx: Context) -> dict[str, str]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from wsfleet_common import contract as c
 from wsfleet_operator import naming
 from wsfleet_operator.model import Probe
 from wsfleet_operator.render import configmap
 from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_workload import contract as c
 
 RUN_AS = 1000
 # /tmp is the only writable path; uvicorn and Python need a little scratch space.

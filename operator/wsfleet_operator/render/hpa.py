@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from wsfleet_common import contract
 from wsfleet_operator.model import ScalingRule
 from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_workload import contract
 
 
 def _behavior(rule: ScalingRule) -> dict[str, Any]:

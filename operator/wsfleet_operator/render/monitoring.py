@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from wsfleet_common import contract as c
 from wsfleet_operator import naming
 from wsfleet_operator.durations import format_seconds as fmt
 from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_workload import contract as c
 
 CHURN_PER_MINUTE = 0.01
 HEARTBEAT_TIMEOUTS_PER_MINUTE = 0.005

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from wsfleet_common import contract as c
 from wsfleet_operator import naming
 from wsfleet_operator.model import Peers
 from wsfleet_operator.render.context import Context, Manifest
 from wsfleet_operator.render.providers import registry
-from wsfleet_workload import contract as c
 
 KIND = ("networking.k8s.io/v1", "NetworkPolicy")
 DNS_PORT = 53

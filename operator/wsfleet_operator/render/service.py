@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from wsfleet_common import contract
 from wsfleet_operator import naming
 from wsfleet_operator.render.context import Context, Manifest
 from wsfleet_operator.render.providers import registry
-from wsfleet_workload import contract
 
 
 def render(ctx: Context) -> Manifest:

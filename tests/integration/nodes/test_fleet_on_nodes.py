@@ -46,10 +46,10 @@ from tests.integration.nodes import two_real_nodes
 from tests.integration.nodes.observe import LogTail, PodWatch, timeline
 from tests.support.crowd import Crowd, Publisher, publish_during, report, verify
 from tests.support.secrets import API_KEY
+from wsfleet_common import contract as c
 from wsfleet_devcluster import controlplane, demo, gateway
 from wsfleet_devcluster.lending import condition_true
 from wsfleet_operator.accounting import Expect
-from wsfleet_workload import contract as c
 
 pytestmark = pytest.mark.integration
 if os.geteuid() != 0:

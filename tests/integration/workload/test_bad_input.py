@@ -38,7 +38,7 @@ from tests.support.processes import Workload, wait_for
 from tests.support.processes import http as http_call
 from tests.support.pyclient import PyClient
 from tests.support.secrets import API_KEY, JWT_KEY
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 SECRET = JWT_KEY
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tests.support.processes import HAProxy, Workload, free_port
 from tests.unit.strategies import resource
+from wsfleet_common import contract as c
 from wsfleet_operator import lbconf
 from wsfleet_operator.validation import parse_and_check
-from wsfleet_workload import contract as c
 
 PER_IP = 20  # the spec's default, and the workload's
 CLIENTS = 100

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.support.processes import JsFleet, Workload, wait_for
 from tests.support.pyclient import PyClient
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 CLIENTS = 300
 

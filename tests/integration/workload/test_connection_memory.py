@@ -25,7 +25,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tests.support.processes import Redis, free_port
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 from wsfleet_workload.app import Workload
 from wsfleet_workload.config import Config
 from wsfleet_workload.main import uvicorn_config

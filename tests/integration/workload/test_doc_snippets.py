@@ -22,7 +22,7 @@ from pathlib import Path
 from tests.support.processes import JS, Redis, Workload, free_port, http, wait_for
 from tests.support.secrets import API_KEY
 from tests.support.snippets import tagged
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 DOC_HOST = "https://chat.example.com"
 

@@ -30,8 +30,8 @@ import pytest
 from tests.support.crowd import Crowd, Publisher, publish_during, verify
 from tests.support.processes import HAProxy, Workload, http, wait_for
 from tests.support.pyclient import LoopThread, PyClient
+from wsfleet_common import contract as c
 from wsfleet_operator.accounting import Expect
-from wsfleet_workload import contract as c
 
 ROOMS = ["r1", "r2"]
 

@@ -17,7 +17,7 @@ from tests.conftest import STOCK
 from tests.support.processes import JsFleet, Redis, Workload, http, wait_for
 from tests.support.pyclient import PyClient
 from tests.support.secrets import API_KEY
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 
 def test_python_and_js_clients_get_every_message_from_both_pods(

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from tests.support.processes import Workload, wait_for
 from tests.support.pyclient import LoopThread, PyClient
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 
 def deliver(w: Workload, count: int) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from tests.integration.workload.test_frames import frame
 from tests.support.processes import Workload
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's example key
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # and its accept token

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from tests.support.processes import Workload
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 KEEP_ALIVE = 12  # seconds: well past uvicorn's 5 s default, short enough to see the close
 IDLE = 7  # past that default, and 5 s short of KEEP_ALIVE for a slow machine

@@ -8,7 +8,8 @@ base made from Debian packages), and run under podman the way the Deployment run
 | operator | `render` and `check` of the built-in example; the operator's modules import            |
 | both     | UID/GID 1000; /tmp the only writable path under a read-only root; no compiler, pip,    |
 |          | package manager, setuid/setgid file, interpreter test suite or project tests; only    |
-|          | its own dependencies (the workload has no Kubernetes client, the operator no server)  |
+|          | its own code and dependencies (the workload has no Kubernetes client; the operator   |
+|          | no server and no workload code)                                                       |
 | workload | under 200 MB                                                                          |
 """
 
@@ -31,8 +32,8 @@ from tests.conftest import ROOT
 from tests.support.processes import ContainerWorkload, Redis, http, wait_for
 from tests.support.pyclient import PyClient
 from tests.support.snippets import tagged
+from wsfleet_common import contract as c
 from wsfleet_devcluster import images
-from wsfleet_workload import contract as c
 
 WORKLOAD_MAX_BYTES = 200 * 10**6  # the target the docs state (docs/images.md)
 
@@ -85,14 +86,14 @@ print(json.dumps({
     "modules": {m: importlib.util.find_spec(m) is not None for m in sys.argv[1:]},
 }))
 """
-MODULES = ("pip", "setuptools", "ensurepip", "wsfleet_operator", "wsfleet_workload", "kubernetes", "kopf",
-           "uvicorn", "redis", "socketio", "pydantic", "cryptography")  # fmt: skip
+MODULES = ("pip", "setuptools", "ensurepip", "wsfleet_operator", "wsfleet_workload", "wsfleet_common", "kubernetes",
+           "kopf", "uvicorn", "redis", "socketio", "pydantic", "cryptography")  # fmt: skip
 # What each image must be able to import (True) and must not hold (False).
 EXPECTED_MODULES = {
-    "workload": {"wsfleet_workload": True, "uvicorn": True, "redis": True, "socketio": True, "cryptography": True,
-                 "wsfleet_operator": False, "kubernetes": False, "kopf": False, "pydantic": False},
-    "operator": {"wsfleet_operator": True, "kubernetes": True, "kopf": True, "pydantic": True, "socketio": True,
-                 "uvicorn": False, "redis": False, "cryptography": False},
+    "workload": {"wsfleet_workload": True, "wsfleet_common": True, "uvicorn": True, "redis": True, "socketio": True,
+                 "cryptography": True, "wsfleet_operator": False, "kubernetes": False, "kopf": False, "pydantic": False},
+    "operator": {"wsfleet_operator": True, "wsfleet_common": True, "kubernetes": True, "kopf": True, "pydantic": True,
+                 "socketio": True, "wsfleet_workload": False, "uvicorn": False, "redis": False, "cryptography": False},
 }  # fmt: skip
 
 

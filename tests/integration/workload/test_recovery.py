@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.processes import Redis, Workload, wait_for
 from tests.support.pyclient import PyClient
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 
 async def _away_and_back(a: Workload, b: Workload, publish: Callable[[], Any], room: str = "r") -> PyClient:

@@ -25,7 +25,7 @@ import pytest
 from tests.support.processes import Redis, Sentinel, Workload, http, tls_files, wait_for
 from tests.support.pyclient import PyClient
 from tests.support.secrets import API_KEY, REDIS_PASSWORD
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 
 @pytest.fixture

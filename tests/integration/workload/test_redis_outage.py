@@ -17,7 +17,7 @@ from redis.asyncio import Redis as RedisClient
 from tests.support.processes import Redis, Workload, http, wait_for
 from tests.support.pyclient import PyClient
 from tests.support.secrets import API_KEY
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 
 def test_redis_restart_is_reported_and_recovered(workloads: Callable[..., Workload], redis: Redis) -> None:

@@ -18,7 +18,7 @@ from engineio import packet as eio_packet
 
 from tests.support.processes import Workload, wait_for
 from tests.support.pyclient import LoopThread, PyClient
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])

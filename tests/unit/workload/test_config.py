@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 from wsfleet_workload.config import Config, ConfigError
 
 

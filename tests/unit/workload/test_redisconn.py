@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from redis._parsers import _AsyncHiredisParser
 
-from wsfleet_workload import contract as c
+from wsfleet_common import contract as c
 from wsfleet_workload.config import Config
 from wsfleet_workload.redisconn import connect
 

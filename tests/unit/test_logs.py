@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from uvicorn.protocols.websockets import wsproto_impl
 
-from wsfleet_workload import logs, main
+from wsfleet_common import logs
+from wsfleet_workload import main
 
 
 @pytest.fixture
