@@ -19,10 +19,10 @@ from typing import Any
 import yaml
 
 from wsfleet_operator.model import API_VERSION, KIND, WebSocketService
+from wsfleet_operator.providers import PROFILES, REGISTRY
 from wsfleet_operator.render import monitoring, render_context
 from wsfleet_operator.render.context import Context
-from wsfleet_operator.render.providers.registry import REGISTRY
-from wsfleet_operator.timeouts import PROFILES, derive, fmt, hierarchy, timeline
+from wsfleet_operator.timeouts import derive, fmt, hierarchy, timeline
 from wsfleet_operator.validation import RULES
 
 PAGES = (Path("docs") / "LOAD_BALANCER_CONFIGURATION.md", Path("docs") / "OPERATIONS_RUNBOOK.md")

@@ -8,7 +8,7 @@ rendered objects (render/audit.py); the docs' rule tables list the id, rule and 
 can only be said of rendered objects (I9, I15) is a check in render/audit.py alone.
 
 The CEL fragments below mirror timeouts.derive() for the values a spec may leave out, generated
-from the PROFILES table, so the provider defaults exist once; a test evaluates them against
+from the providers' profiles (providers.PROFILES), so the provider defaults exist once; a test evaluates them against
 derive() on random specs.
 
 Pure: imports timeouts only.
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from wsfleet_common import contract
 from wsfleet_operator.celfmt import to_format
-from wsfleet_operator.timeouts import PROFILES, SERVICE_CLIENT_IP_TTL_MAX
+from wsfleet_operator.providers import PROFILES
+from wsfleet_operator.timeouts import SERVICE_CLIENT_IP_TTL_MAX
 
 
 @dataclass(frozen=True)

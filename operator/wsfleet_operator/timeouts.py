@@ -9,7 +9,7 @@ module is the one place that knows those relations.
 The invariants over these values (I1..I15), each written once in CEL, live in
 invariants.py.
 
-Pure: imports only the model.
+Pure: imports only the model and the providers' timing profiles.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wsfleet_operator.model import WebSocketServiceSpec
+from wsfleet_operator.providers import LbProfile, provider_for
 
 
 def fmt(seconds: int) -> str:
@@ -24,109 +25,12 @@ def fmt(seconds: int) -> str:
     return f"{seconds}s"
 
 
-@dataclass(frozen=True)
-class LbProfile:
-    """What the operator must know about a load balancer's timing behaviour."""
-
-    key: str
-    label: str
-    # Default preStop. Proxies that follow Endpoints (ingress-nginx, Envoy) stop sending new
-    # requests within a second of the pod turning unready; 10 s covers the kubelet's 2 failed probes
-    # of the default 3 s readiness period and one more for the LB to follow (I3). Cloud load
-    # balancers deregister through their controller and lag:
-    # users of the AWS Load Balancer Controller ended up with 25-70 s, GCE NEGs take ~20-30 s.
-    pre_stop: int
-    idle_setting: str | None  # the rendered idle-timeout setting, if the provider has one
-    idle_max: int | None = None
-    lifetime_setting: str | None = None  # a lifetime cap that also bounds idle sockets
-    drain_setting: str | None = None  # the LB's own connection draining, if it has one
-    drain_max: int | None = None
-    cookie_ttl_max: int | None = None
-    client_ip_affinity: bool = True
-    fixed_cookie_name: str | None = None
-    # False: the load balancer never closes an upgraded connection for being silent (Traefik: Go's
-    # net/http clears the deadlines when the proxy hijacks the connection), so only the heartbeat
-    # notices a dead peer, and no idle timeout is rendered.
-    idle_limit: bool = True
-    # How long the load balancer keeps an idle pooled connection to a backend for reuse; None: the
-    # rendered idle timeout governs backend connections too (ALB, Envoy Gateway). The workload keeps
-    # idle HTTP connections open longer than this: a backend that closes one first races the LB's
-    # next request on it, and the LB answers that request (a publish POST) with 502.
-    upstream_idle: int | None = None
-
-
-# Where the provider's pooled-connection idle time is unknown: Envoy's default upstream idle timeout
-# (1 h), the longest of the proxies we know, for Envoy-based Gateways such as Istio or Cilium.
-UPSTREAM_IDLE_UNKNOWN = 3600
 # Service.spec.sessionAffinityConfig.clientIP.timeoutSeconds is capped at one day.
 SERVICE_CLIENT_IP_TTL_MAX = 86400
 
-PROFILES: dict[str, LbProfile] = {
-    p.key: p
-    for p in (
-        # upstream-keepalive-timeout, 60 s by default
-        LbProfile("nginx", "ingress-nginx", 10, "proxy-read-timeout / proxy-send-timeout", upstream_idle=60),
-        LbProfile(
-            "alb",
-            "AWS ALB",
-            30,
-            "idle_timeout.timeout_seconds",
-            idle_max=4000,  # ALB attribute range 1-4000
-            drain_setting="deregistration_delay.timeout_seconds",
-            drain_max=3600,  # target group attribute range 0-3600
-            cookie_ttl_max=604800,  # stickiness.lb_cookie.duration_seconds range 1-604800
-            client_ip_affinity=False,  # ALB has no source-IP stickiness
-            fixed_cookie_name="AWSALB",
-        ),
-        LbProfile(
-            "gce",
-            "GKE Ingress",
-            20,
-            None,
-            lifetime_setting="BackendConfig timeoutSec",
-            drain_setting="BackendConfig connectionDraining.drainingTimeoutSec",
-            fixed_cookie_name="GCLB",
-            upstream_idle=600,  # Google's load balancers keep backend connections 600 s, not settable
-        ),
-        LbProfile("gateway/generic", "Gateway API", 10, None, upstream_idle=UPSTREAM_IDLE_UNKNOWN),
-        LbProfile(
-            "gateway/envoy",
-            "Envoy Gateway",
-            10,
-            "BackendTrafficPolicy connectionIdleTimeout",
-            lifetime_setting="BackendTrafficPolicy maxConnectionDuration",
-        ),
-        LbProfile(
-            "gateway/gke",
-            "GKE Gateway",
-            20,
-            None,
-            lifetime_setting="GCPBackendPolicy timeoutSec",
-            drain_setting="GCPBackendPolicy connectionDraining.drainingTimeoutSec",
-            fixed_cookie_name="GCLB",
-            upstream_idle=600,
-        ),
-        LbProfile(
-            "gateway/traefik",
-            "Traefik",
-            10,  # it stops sending new connections to an unready endpoint within 0.2 s of the API write
-            None,
-            client_ip_affinity=False,  # a TraefikService's only affinity is its sticky cookie
-            idle_limit=False,
-            upstream_idle=90,  # serversTransport idleConnTimeout, 90 s by default
-        ),
-        LbProfile("none", "your load balancer", 10, None, upstream_idle=UPSTREAM_IDLE_UNKNOWN),
-    )
-}
-
-
-def profile_key(spec: WebSocketServiceSpec) -> str:
-    lb = spec.load_balancer
-    return f"gateway/{lb.implementation}" if lb.provider == "gateway" else lb.provider
-
 
 def profile(spec: WebSocketServiceSpec) -> LbProfile:
-    return PROFILES[profile_key(spec)]
+    return provider_for(spec).profile
 
 
 @dataclass(frozen=True)

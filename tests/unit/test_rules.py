@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from typing import Any
+from typing import Any, get_args
 
 import celpy
 import pytest
@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, event, given, settings
 
 from tests.unit.strategies import accepted_specs, broken_rules, raw_specs, resource, single_rule_specs
 from wsfleet_operator import cel, crd, invariants
-from wsfleet_operator.model import WebSocketServiceSpec
+from wsfleet_operator.model import PROVIDERS, GatewayImplementation, WebSocketServiceSpec
+from wsfleet_operator.providers import PROFILES, REGISTRY
 from wsfleet_operator.render import audit, render_all
-from wsfleet_operator.render.providers.registry import REGISTRY
-from wsfleet_operator.timeouts import PROFILES, derive
+from wsfleet_operator.timeouts import derive
 from wsfleet_operator.validation import RULES, check, parse_resource, spec_document
 
 RULE_IDS = {r.id for r in RULES}
@@ -117,8 +117,12 @@ def test_alb_and_gce_get_longer_default_prestop() -> None:
     assert derive(spec({"loadBalancer": {"provider": "nginx"}})).pre_stop == 10
 
 
-def test_provider_tables_agree() -> None:
-    assert set(REGISTRY) == set(PROFILES)
+def test_the_registry_covers_every_provider_the_model_accepts() -> None:
+    accepted = {f"gateway/{impl}" for impl in get_args(GatewayImplementation)} | {
+        p for p in PROVIDERS if p != "gateway"
+    }
+    assert set(REGISTRY) == accepted
+    assert all(key == p.profile.key for key, p in REGISTRY.items())
 
 
 @given(raw_specs)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wsfleet_operator.model import WebSocketService
+from wsfleet_operator.providers import registry
 from wsfleet_operator.render import configmap, deployment, hpa, monitoring, network_policy, pdb, service
 from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_operator.render.providers import registry
 
 SingleRenderer = Callable[[Context], Manifest | None]
 
@@ -43,7 +43,7 @@ CORE_KINDS = (
 
 def render_context(ctx: Context) -> list[Manifest]:
     out = [m for r in BEFORE_PROVIDER if (m := r(ctx)) is not None]
-    out += registry.provider_for(ctx).render(ctx)
+    out += registry.provider_for(ctx.spec).render(ctx)
     out += [m for r in AFTER_PROVIDER if (m := r(ctx)) is not None]
     return out
 

@@ -23,8 +23,8 @@ from typing import Any
 from wsfleet_common import contract as c
 from wsfleet_operator import naming
 from wsfleet_operator.model import Peers
+from wsfleet_operator.providers import registry
 from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_operator.render.providers import registry
 
 KIND = ("networking.k8s.io/v1", "NetworkPolicy")
 DNS_PORT = 53
@@ -57,7 +57,7 @@ def _egress(peers: Peers, ports: list[dict[str, Any]]) -> dict[str, Any]:
 
 def load_balancer_sources(ctx: Context) -> Peers:
     chosen = ctx.spec.network_policy.load_balancer
-    return chosen if chosen is not None else registry.provider_for(ctx).sources(ctx)
+    return chosen if chosen is not None else registry.provider_for(ctx.spec).sources(ctx)
 
 
 def render(ctx: Context) -> Manifest | None:

@@ -6,8 +6,8 @@ from typing import Any
 
 from wsfleet_common import contract
 from wsfleet_operator import naming
+from wsfleet_operator.providers import registry
 from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_operator.render.providers import registry
 
 
 def render(ctx: Context) -> Manifest:
@@ -36,5 +36,5 @@ def render(ctx: Context) -> Manifest:
     if spec.load_balancer.provider == "none" and spec.affinity.mode == "clientIP":
         body["sessionAffinity"] = "ClientIP"
         body["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": spec.affinity.ttl}}
-    annotations = registry.provider_for(ctx).service_annotations(ctx)
+    annotations = registry.provider_for(ctx.spec).service_annotations(ctx)
     return {"apiVersion": "v1", "kind": "Service", "metadata": ctx.meta(annotations=annotations), "spec": body}

@@ -8,10 +8,12 @@ kills every socket at 30 s; we set it to maxConnectionLifetime (I1, I14).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_operator.render.providers.base import GOOGLE_FRONT_ENDS, INGRESS, Kind, Provider, ingress
+from wsfleet_operator.providers.base import GOOGLE_FRONT_ENDS, INGRESS, Kind, LbProfile, Provider, ingress
+
+if TYPE_CHECKING:  # the renderers' input, for types only: render imports this layer
+    from wsfleet_operator.render.context import Context, Manifest
 
 BACKEND_CONFIG: Kind = ("cloud.google.com/v1", "BackendConfig")
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
@@ -65,6 +67,22 @@ def service_annotations(ctx: Context) -> dict[str, str]:
     }
 
 
+# Google's load balancers keep an idle connection to a backend 600 s; it cannot be set.
+GOOGLE_UPSTREAM_IDLE = 600
+
 PROVIDER = Provider(
-    "gce", (INGRESS, BACKEND_CONFIG), render, service_annotations, sources=lambda ctx: GOOGLE_FRONT_ENDS
+    LbProfile(
+        "gce",
+        "GKE Ingress",
+        20,
+        None,
+        lifetime_setting="BackendConfig timeoutSec",
+        drain_setting="BackendConfig connectionDraining.drainingTimeoutSec",
+        fixed_cookie_name="GCLB",
+        upstream_idle=GOOGLE_UPSTREAM_IDLE,
+    ),
+    (INGRESS, BACKEND_CONFIG),
+    render,
+    service_annotations,
+    sources=lambda ctx: GOOGLE_FRONT_ENDS,
 )

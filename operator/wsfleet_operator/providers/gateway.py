@@ -8,13 +8,22 @@ Idle timeouts and affinity come from the implementation's policy instead.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsfleet_operator.durations import format_seconds as fmt
 from wsfleet_operator.model import Peers
-from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_operator.render.providers import gce
-from wsfleet_operator.render.providers.base import GOOGLE_FRONT_ENDS, Kind, Provider, namespace_named
+from wsfleet_operator.providers import gce
+from wsfleet_operator.providers.base import (
+    GOOGLE_FRONT_ENDS,
+    UPSTREAM_IDLE_UNKNOWN,
+    Kind,
+    LbProfile,
+    Provider,
+    namespace_named,
+)
+
+if TYPE_CHECKING:  # the renderers' input, for types only: render imports this layer
+    from wsfleet_operator.render.context import Context, Manifest
 
 HTTP_ROUTE: Kind = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 BACKEND_TRAFFIC_POLICY: Kind = ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy")
@@ -177,17 +186,50 @@ def _gateway_namespace(ctx: Context) -> Peers:
     return namespace_named(gw.namespace if gw is not None and gw.namespace else ctx.namespace)
 
 
-GENERIC = Provider("gateway/generic", (HTTP_ROUTE,), render_generic, sources=_gateway_namespace)
-# Envoy Gateway provisions its proxies in the controller's namespace by default.
+GENERIC = Provider(
+    LbProfile("gateway/generic", "Gateway API", 10, None, upstream_idle=UPSTREAM_IDLE_UNKNOWN),
+    (HTTP_ROUTE,),
+    render_generic,
+    sources=_gateway_namespace,
+)
 ENVOY = Provider(
-    "gateway/envoy",
+    LbProfile(
+        "gateway/envoy",
+        "Envoy Gateway",
+        10,
+        "BackendTrafficPolicy connectionIdleTimeout",
+        lifetime_setting="BackendTrafficPolicy maxConnectionDuration",
+    ),
     (HTTP_ROUTE, BACKEND_TRAFFIC_POLICY),
     render_envoy,
+    # Envoy Gateway provisions its proxies in the controller's namespace by default.
     sources=lambda ctx: namespace_named("envoy-gateway-system"),
 )
-TRAEFIK = Provider("gateway/traefik", (HTTP_ROUTE, TRAEFIK_SERVICE), render_traefik, sources=_gateway_namespace)
+TRAEFIK = Provider(
+    LbProfile(
+        "gateway/traefik",
+        "Traefik",
+        10,  # it stops sending new connections to an unready endpoint within 0.2 s of the API write
+        None,
+        client_ip_affinity=False,  # a TraefikService's only affinity is its sticky cookie
+        idle_limit=False,
+        upstream_idle=90,  # serversTransport idleConnTimeout, 90 s by default
+    ),
+    (HTTP_ROUTE, TRAEFIK_SERVICE),
+    render_traefik,
+    sources=_gateway_namespace,
+)
 GKE = Provider(
-    "gateway/gke",
+    LbProfile(
+        "gateway/gke",
+        "GKE Gateway",
+        20,
+        None,
+        lifetime_setting="GCPBackendPolicy timeoutSec",
+        drain_setting="GCPBackendPolicy connectionDraining.drainingTimeoutSec",
+        fixed_cookie_name="GCLB",
+        upstream_idle=gce.GOOGLE_UPSTREAM_IDLE,
+    ),
     (HTTP_ROUTE, GCP_BACKEND_POLICY, HEALTH_CHECK_POLICY),
     render_gke,
     sources=lambda ctx: GOOGLE_FRONT_ENDS,

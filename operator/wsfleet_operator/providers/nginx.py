@@ -6,8 +6,12 @@ after worker-shutdown-timeout: the operations runbook covers that.
 
 from __future__ import annotations
 
-from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_operator.render.providers.base import INGRESS, Provider, ingress, namespace_named
+from typing import TYPE_CHECKING
+
+from wsfleet_operator.providers.base import INGRESS, LbProfile, Provider, ingress, namespace_named
+
+if TYPE_CHECKING:  # the renderers' input, for types only: render imports this layer
+    from wsfleet_operator.render.context import Context, Manifest
 
 P = "nginx.ingress.kubernetes.io/"
 
@@ -63,4 +67,10 @@ def render(ctx: Context) -> list[Manifest]:
 
 
 # The controller's pods proxy every connection; ingress-nginx's own install uses this namespace.
-PROVIDER = Provider("nginx", (INGRESS,), render, sources=lambda ctx: namespace_named("ingress-nginx"))
+PROVIDER = Provider(
+    # upstream-keepalive-timeout: ingress-nginx keeps an idle pooled connection to a pod 60 s by default
+    LbProfile("nginx", "ingress-nginx", 10, "proxy-read-timeout / proxy-send-timeout", upstream_idle=60),
+    (INGRESS,),
+    render,
+    sources=lambda ctx: namespace_named("ingress-nginx"),
+)

@@ -7,9 +7,13 @@ the reconciler applies them before the Deployment.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wsfleet_operator.model import Peers
-from wsfleet_operator.render.context import Context, Manifest
-from wsfleet_operator.render.providers.base import INGRESS, Provider, ingress
+from wsfleet_operator.providers.base import INGRESS, LbProfile, Provider, ingress
+
+if TYPE_CHECKING:  # the renderers' input, for types only: render imports this layer
+    from wsfleet_operator.render.context import Context, Manifest
 
 P = "alb.ingress.kubernetes.io/"
 # ALB health check limits: interval 5-300 s, timeout 2-120 s and below the interval,
@@ -58,4 +62,20 @@ def render(ctx: Context) -> list[Manifest]:
 # operator cannot know: the private ranges by default; set networkPolicy.loadBalancer.cidrs to the
 # VPC's (or the ALB subnets') CIDR to narrow it.
 PRIVATE_RANGES = Peers(cidrs=["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])
-PROVIDER = Provider("alb", (INGRESS,), render, sources=lambda ctx: PRIVATE_RANGES)
+PROVIDER = Provider(
+    LbProfile(
+        "alb",
+        "AWS ALB",
+        30,
+        "idle_timeout.timeout_seconds",
+        idle_max=4000,  # ALB attribute range 1-4000
+        drain_setting="deregistration_delay.timeout_seconds",
+        drain_max=3600,  # target group attribute range 0-3600
+        cookie_ttl_max=604800,  # stickiness.lb_cookie.duration_seconds range 1-604800
+        client_ip_affinity=False,  # ALB has no source-IP stickiness
+        fixed_cookie_name="AWSALB",
+    ),
+    (INGRESS,),
+    render,
+    sources=lambda ctx: PRIVATE_RANGES,
+)
