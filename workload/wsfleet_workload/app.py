@@ -4,52 +4,40 @@ Routes on the public port (the metrics have their own port):
 
     /socket.io/            Socket.IO, behind the handshake gate (503 + Retry-After while draining
                            or above a handshake rate; frames above the payload limit close 1009)
-    /health/{live,startup,ready,database}
-    /lifecycle/prestop     the preStop hook (GET)
-    /api/v1/publish        POST {room | rooms, data}; Authorization: Bearer <publish API key>
-    /api/v1/presence       GET ?room=; the same key
-    /demo/                 a demo page (the JS client pattern of docs/workload.md, live)
+    everything else        api.py: health, the preStop hook, the publish and presence API, the demo
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import socketio
 from prometheus_client import start_http_server
-from redis.exceptions import RedisError
 
 from wsfleet_common import contract as c
 from wsfleet_workload import fastpath, redisconn
+from wsfleet_workload.api import Api, Message, Receive, Scope, Send, json_response, read_body, refuse, replay_body
 from wsfleet_workload.auth import HandshakeLimiter
 from wsfleet_workload.collector import Collector
 from wsfleet_workload.config import Config
 from wsfleet_workload.drain import Drain
 from wsfleet_workload.engine import client_ip
 from wsfleet_workload.fanout import Listener
-from wsfleet_workload.health import Answer, Health
+from wsfleet_workload.health import Health
 from wsfleet_workload.hub import Hub
 from wsfleet_workload.metrics import Metrics, refused
 from wsfleet_workload.presence import Presence
 from wsfleet_workload.replay import Replay
 from wsfleet_workload.server import Gateway, make_sio
-from wsfleet_workload.wire import BadRequest, Keys, check_room, dumps
+from wsfleet_workload.sessions import Sessions
+from wsfleet_workload.wire import Keys
 
 log = logging.getLogger("wsfleet.app")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 class Workload:
@@ -77,10 +65,11 @@ class Workload:
         )
         self.hub = Hub(
             cfg,
-            self.sio,
+            self.sio.eio.sockets,
             self.keys,
-            replay=self.replay,
+            history=self.replay,
             presence=self.presence,
+            sessions=Sessions(self.redis, self.keys, cfg.replay_ttl),
             listener=self.listener,
             metrics=self.metrics,
         )
@@ -93,6 +82,9 @@ class Workload:
             pod=cfg.pod_name,
         )
         self.health = Health(cfg.pod_name, self.redis, self.listener, self.drain, self.hub)
+        self.api = Api(
+            cfg, health=self.health, drain=self.drain, replay=self.replay, presence=self.presence, metrics=self.metrics
+        )
         self.limiter = HandshakeLimiter(cfg.handshakes_per_second, cfg.handshakes_per_second_per_ip)
         self.sio_app = socketio.ASGIApp(self.sio, socketio_path=c.SOCKETIO_PATH.strip("/"))
         # Engine.IO sessions, counted at the handshake: a storm is seen before its CONNECTs are through
@@ -161,7 +153,7 @@ class Workload:
         if path.startswith(c.SOCKETIO_PATH):
             await self._socketio(scope, receive, send)
         elif kind == "http":
-            await self._http(scope, receive, send, path)
+            await self.api(scope, receive, send, path)
         else:
             await send({"type": "websocket.close", "code": 1008, "reason": f"no WebSocket endpoint at {path}"})
 
@@ -193,7 +185,7 @@ class Workload:
             if refusal is not None:
                 reason, retry_after, message = refusal
                 refused(self.metrics, "handshake", reason, message, ip=client_ip(scope))
-                await _refuse(scope, send, 503, {"error": message, "reason": reason}, retry_after)
+                await refuse(scope, send, 503, {"error": message, "reason": reason}, retry_after)
                 return
         limit = self.cfg.max_payload_bytes
         # WebSocket messages above the limit are closed with 1009: by the protocol, on the frame's
@@ -207,19 +199,19 @@ class Workload:
                 # A session closed since the client's last request (its heartbeat ran out):
                 # python-engineio answers a POST to it with a 500 and a traceback until its
                 # service task forgets the session. The client is told, and reconnects.
-                await _json(send, 400, {"error": f"session {sid} is closed; start a new one"})
+                await json_response(send, 400, {"error": f"session {sid} is closed; start a new one"})
                 return
             # python-engineio reads a whole POST body into memory and trusts Content-Length;
             # a chunked body has none. Read it here, bounded, and hand it on.
             length = dict(scope.get("headers") or []).get(b"content-length")
-            body = None if length is not None and int(length) > limit else await _read_body(receive, limit)
+            body = None if length is not None and int(length) > limit else await read_body(receive, limit)
             if body is None:
                 size = f"{int(length)} bytes" if length is not None else f"more than {limit} bytes (chunked)"
                 message = f"payload too large: {size}, limit {limit}"
                 refused(self.metrics, "post", "payload_too_large", message, ip=client_ip(scope))
-                await _json(send, 413, {"error": message})
+                await json_response(send, 413, {"error": message})
                 return
-            receive = _replay_body(body)
+            receive = replay_body(body)
             if length is None:
                 scope = {**scope, "headers": [*scope.get("headers", []), (b"content-length", str(len(body)).encode())]}
         await self.sio_app(scope, receive, send)
@@ -260,166 +252,3 @@ class Workload:
     def frame_too_big(self, scope: Scope, message: str) -> None:
         """A WebSocket message above the payload limit (the protocol closes it with 1009)."""
         refused(self.metrics, "frame", "payload_too_large", message, ip=client_ip(scope))
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        method = scope["method"]
-        health: dict[str, Callable[[], Answer] | None] = {
-            c.LIVE_PATH: self.health.live,
-            c.STARTUP_PATH: self.health.startup,
-            c.READY_PATH: self.health.ready,
-            c.DATABASE_PATH: None,
-        }
-        if path in health and method in ("GET", "HEAD"):
-            fn = health[path]
-            status, body = fn() if fn is not None else await self.health.database()
-            result = "ok" if status == 200 else ("draining" if body.get("status") == "draining" else "unavailable")
-            self.metrics.health_checks.labels(path.rsplit("/", 1)[-1], result).inc()
-            await _json(send, status, body)
-        elif path == c.PRESTOP_PATH and method in ("GET", "POST"):
-            waited = await self.drain.prestop()
-            await _json(send, 200, {"status": "unready", "waitedSeconds": round(waited, 3), "phase": self.drain.phase})
-        elif path == c.PUBLISH_PATH:
-            await self._publish(scope, receive, send, method)
-        elif path == "/api/v1/presence" and method == "GET":
-            await self._presence(scope, send)
-        elif path.startswith(DEMO_PATH) and method in ("GET", "HEAD"):
-            await _static(send, path.removeprefix(DEMO_PATH) or "demo.html")
-        else:
-            await _json(send, 404, {"error": f"no route for {method} {path}"})
-
-    def _authorized(self, scope: Scope) -> tuple[int, str] | None:
-        key = self.cfg.publish_api_key
-        if key is None:
-            return 404, "the publish API is disabled: set spec.publish.apiKeySecret"
-        headers = dict(scope.get("headers") or [])
-        given = headers.get(b"authorization", b"").decode("latin-1")
-        token = given.removeprefix("Bearer ").strip() or headers.get(b"x-api-key", b"").decode("latin-1")
-        if not token or not hmac.compare_digest(token.encode(), key.encode()):
-            message = "missing or wrong API key (Authorization: Bearer <key>)"
-            refused(self.metrics, "api", "bad_api_key", message, ip=client_ip(scope))
-            return 401, message
-        return None
-
-    async def _publish(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
-        if method != "POST":
-            await _json(send, 405, {"error": f"{method} {c.PUBLISH_PATH}: use POST"})
-            return
-        denied = self._authorized(scope)
-        if denied is not None:
-            await _json(send, denied[0], {"error": denied[1]})
-            return
-        body = await _read_body(receive, self.cfg.max_payload_bytes)
-        if body is None:
-            message = f"body larger than {self.cfg.max_payload_bytes} bytes"
-            refused(self.metrics, "api", "payload_too_large", message, ip=client_ip(scope))
-            await _json(send, 413, {"error": message})
-            return
-        try:
-            doc = json.loads(body)
-            if not isinstance(doc, dict) or "data" not in doc:
-                raise BadRequest('expected {"room" or "rooms", "data"}')
-            rooms = doc.get("rooms", [doc.get("room")] if "room" in doc else None)
-            if not isinstance(rooms, list) or not rooms or len(rooms) > 100:
-                raise BadRequest(f"rooms={rooms!r}: expected 1-100 room names")
-            rooms = [check_room(r) for r in rooms]
-        except (ValueError, BadRequest) as e:
-            refused(self.metrics, "api", "bad_request", str(e), ip=client_ip(scope))
-            await _json(send, 400, {"error": str(e)})
-            return
-        data = dumps(doc["data"])
-        results = []
-        try:
-            for room in rooms:
-                epoch, offset = await self.replay.publish(room, data)
-                results.append({"room": room, "epoch": epoch, "offset": offset})
-                self.metrics.messages_in.labels("api").inc()
-        except (RedisError, OSError) as e:
-            self.metrics.redis_errors.labels("publish").inc()
-            await _json(
-                send, 503, {"error": f"Redis unavailable: {type(e).__name__}", "published": results}, retry_after=1
-            )
-            return
-        await _json(send, 200, {"results": results})
-
-    async def _presence(self, scope: Scope, send: Send) -> None:
-        denied = self._authorized(scope)
-        if denied is not None:
-            await _json(send, denied[0], {"error": denied[1]})
-            return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        try:
-            if "room" in query:
-                room = check_room(query["room"][0])
-                members = await self.presence.members(room)
-                await _json(send, 200, {"room": room, "count": len(members), "members": members})
-            else:
-                await _json(send, 200, {"count": await self.presence.count()})
-        except BadRequest as e:
-            await _json(send, 400, {"error": str(e)})
-        except (RedisError, OSError) as e:
-            await _json(send, 503, {"error": f"Redis unavailable: {type(e).__name__}"}, retry_after=1)
-
-
-DEMO_PATH = "/demo/"
-STATIC = Path(__file__).parent / "static"
-STATIC_FILES = {"demo.html": "text/html; charset=utf-8", "socket.io.min.js": "text/javascript; charset=utf-8"}
-
-
-async def _static(send: Send, name: str) -> None:
-    """The demo page and the official JS client it uses; nothing else is served from disk."""
-    if name not in STATIC_FILES:
-        await _json(send, 404, {"error": f"no file {name!r} under {DEMO_PATH}"})
-        return
-    body = (STATIC / name).read_bytes()
-    headers = [(b"content-type", STATIC_FILES[name].encode()), (b"content-length", str(len(body)).encode()),
-               (b"cache-control", b"no-cache")]  # fmt: skip
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-def _replay_body(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
-
-
-async def _json(send: Send, status: int, body: dict[str, Any], retry_after: int | None = None) -> None:
-    payload = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    if retry_after is not None:
-        headers.append((b"retry-after", str(retry_after).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
-
-
-async def _refuse(scope: Scope, send: Send, status: int, body: dict[str, Any], retry_after: int) -> None:
-    if scope["type"] == "http":
-        await _json(send, status, body, retry_after)
-        return
-    payload = json.dumps(body).encode()
-    if "websocket.http.response" in scope.get("extensions", {}):
-        headers = [(b"content-type", b"application/json"), (b"retry-after", str(retry_after).encode())]
-        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": payload})
-    else:  # the server cannot answer a WebSocket upgrade with a status: refuse it (HTTP 403)
-        await send({"type": "websocket.close", "code": 1013, "reason": body["error"][:120]})

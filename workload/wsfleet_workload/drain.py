@@ -23,12 +23,14 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
+
+from engineio import packet as eio_packet
 
 from wsfleet_common import contract as c
 from wsfleet_common.logs import EVENT_DRAIN
-from wsfleet_workload.hub import Hub, packet
 from wsfleet_workload.metrics import Metrics
+from wsfleet_workload.rooms import Client, packet
 
 log = logging.getLogger("wsfleet.drain")
 
@@ -36,10 +38,20 @@ SPREAD = 0.8  # share of the drain window over which closes are spread
 TICK = 0.05  # seconds between close batches
 
 
+class Clients(Protocol):
+    """The clients the drain moves, and how it reaches them (hub.Hub; a test passes a plain object)."""
+
+    clients: dict[str, Client]
+
+    def send(self, client: Client, pkt: eio_packet.Packet) -> bool: ...
+
+    async def close(self, client: Client, reason: str, *, flush: bool) -> None: ...
+
+
 class Drain:
     def __init__(
         self,
-        hub: Hub,
+        hub: Clients,
         metrics: Metrics,
         *,
         prestop_seconds: int,

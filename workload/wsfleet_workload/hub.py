@@ -1,20 +1,16 @@
-"""Rooms on this pod: membership, ordered delivery, gap filling and recovery on join.
-
-Every room message carries ``(epoch, offset)``. A room keeps the last offset it delivered; frames
-from the listener are applied in order by one pump per room, under the room's lock:
-
-- an offset at or below the room's is a duplicate (already delivered by a gap fill): skipped;
-- the next offset is delivered;
-- a jump is filled from the room's stream first; if the stream no longer has it, members get a
-  ``gap`` event: a hole is announced, never silent;
-- a new epoch means the history was lost (Redis flushed or failed over): members get ``gap``.
+"""The clients of this pod: sending to their sockets, joining and leaving rooms, sessions, upkeep.
 
 A frame is encoded once and the same Engine.IO packet object goes to every member: on an
 established WebSocket its frame (built once) is written straight to the connection's transport
-(on the fast path: fastpath/socket.py), on long-polling it is put on the session's queue; no task and no re-encoding per
-recipient. A member that does not keep up (``send_queue_messages`` packets queued, or that many
-times 4 KB unsent on its WebSocket) is cut off (slow consumer) and recovers from the stream when
-it comes back.
+(on the fast path: fastpath/socket.py), on long-polling it is put on the session's queue; no task
+and no re-encoding per recipient. A member that does not keep up (``send_queue_messages`` packets
+queued, or that many times 4 KB unsent on its WebSocket) is cut off (slow consumer) and recovers
+from the stream when it comes back.
+
+What reaches a room in which order is rooms.py's; the hub owns the clients and their sockets.
+Its seams are plain: ``sockets`` is python-engineio's sid -> socket mapping, and the history,
+presence, sessions and fan-out listener are objects with a few async methods, so a unit test
+gives it plain objects (tests/unit/workload/test_hub.py).
 """
 
 from __future__ import annotations
@@ -22,91 +18,77 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol
 
-import socketio
 from engineio import packet as eio_packet
 from redis.exceptions import RedisError
 
-from wsfleet_common import contract as c
-from wsfleet_workload.auth import Identity
 from wsfleet_workload.config import Config
-from wsfleet_workload.fanout import Listener, Unavailable
+from wsfleet_workload.fanout import Unavailable
 from wsfleet_workload.metrics import Metrics
-from wsfleet_workload.presence import Presence
-from wsfleet_workload.replay import Replay
-from wsfleet_workload.wire import (
-    BadRequest,
-    Keys,
-    MessageFrame,
-    Position,
-    PresenceFrame,
-    decode_frame,
-    dumps,
-    event_packet,
-    loads,
-    message_payload,
-)
+from wsfleet_workload.rooms import Client, DiffLimits, History, Room, Rooms, message_packet, packet
+from wsfleet_workload.sessions import Sessions
+from wsfleet_workload.wire import BadRequest, Keys, Position
 
 log = logging.getLogger("wsfleet.hub")
 
-# Session refreshes per Redis round trip in the upkeep: a pipeline of thousands held the event
-# loop for tens of milliseconds (a broadcast p99 spike every presence_ttl/3 at 5000 clients).
-UPKEEP_CHUNK = 500
+__all__ = ["Client", "Hub", "Room", "packet"]
 
 
-@dataclass(eq=False)
-class Client:
-    sid: str
-    eio_sid: str
-    session: str
-    identity: Identity
-    ip: str
-    rooms: set[str] = field(default_factory=set)
-    hold: list[eio_packet.Packet] | None = None  # packets held while the session event is prepared
-    cut: bool = False
+class Subscriptions(Protocol):
+    """The fan-out listener (fanout.Listener), as the hub uses it."""
+
+    async def subscribe(self, channel: str, timeout: float = 5.0) -> None: ...
+
+    async def unsubscribe(self, channel: str) -> None: ...
 
 
-class Room:
-    __slots__ = (
-        "channel", "diff", "diff_timer", "epoch", "inbox", "lock", "members", "name", "offset", "pumping", "ready",
-    )  # fmt: skip
+class Roster(Protocol):
+    """Presence (presence.Presence), as the hub uses it."""
 
-    def __init__(self, name: str, channel: str) -> None:
-        self.name, self.channel = name, channel
-        self.members: dict[str, Client] = {}
-        self.epoch, self.offset = "", 0
-        self.lock = asyncio.Lock()
-        self.inbox: deque[str] = deque()
-        self.pumping = False
-        self.ready = False
-        # presence changes not yet sent: (client, user) -> join|leave, and the timer that sends them
-        self.diff: dict[tuple[str, str | None], str] = {}
-        self.diff_timer: asyncio.TimerHandle | None = None
+    async def join(
+        self, room: str, client: str, user: str | None, session: tuple[str, str, int] | None = None
+    ) -> bool: ...
 
+    async def leave(self, room: str, client: str, user: str | None) -> bool: ...
 
-def packet(event: str, arg: Any) -> eio_packet.Packet:
-    return eio_packet.Packet(eio_packet.MESSAGE, data=event_packet(event, dumps(arg)))
+    async def disconnect(self, client: str, user: str | None) -> None: ...
+
+    async def refresh(
+        self, rooms: dict[str, list[tuple[str, str | None]]], clients: list[tuple[str, str | None]]
+    ) -> int: ...
+
+    async def sweep(self, rooms: list[str]) -> int: ...
+
+    async def members(self, room: str, limit: int = 1000) -> list[dict[str, Any]]: ...
 
 
 class Hub:
     def __init__(
         self,
         cfg: Config,
-        sio: socketio.AsyncServer,
+        sockets: Mapping[str, Any],
         keys: Keys,
         *,
-        replay: Replay,
-        presence: Presence,
-        listener: Listener,
+        history: History,
+        presence: Roster,
+        sessions: Sessions,
+        listener: Subscriptions,
         metrics: Metrics,
     ) -> None:
-        self.cfg, self.sio, self.keys = cfg, sio, keys
-        self.replay, self.presence, self.listener, self.metrics = replay, presence, listener, metrics
+        self.cfg, self.sockets, self.keys = cfg, sockets, keys
+        self.history, self.presence, self.sessions = history, presence, sessions
+        self.listener, self.metrics = listener, metrics
         self.clients: dict[str, Client] = {}
-        self.rooms: dict[str, Room] = {}
+        self.rooms = Rooms(
+            history,
+            self.broadcast,
+            metrics,
+            room_of_channel=keys.room_of_channel,
+            diff=DiffLimits(cfg.presence_diff_ms, cfg.presence_diff_max_members),
+            spawn=self._spawn,
+        )
         self.direct_sent = 0  # packets written straight to a WebSocket (fastpath/socket.py), for the metric
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -115,7 +97,7 @@ class Hub:
         if client.hold is not None:
             client.hold.append(pkt)
             return True
-        sock = self.sio.eio.sockets.get(client.eio_sid)
+        sock = self.sockets.get(client.eio_sid)
         if sock is None or sock.closed or sock.closing or client.cut:
             return False
         if getattr(sock, "direct", None) is not None:
@@ -156,7 +138,7 @@ class Hub:
         packets already queued (``server_shutdown``, the last messages) go out first; without it
         they are dropped (a slow consumer recovers them from the stream).
         """
-        sock = self.sio.eio.sockets.get(client.eio_sid)
+        sock = self.sockets.get(client.eio_sid)
         if sock is None or sock.closed:
             return
         if not flush and getattr(sock, "direct", None) is not None:
@@ -179,15 +161,16 @@ class Hub:
         if client.cut:
             return
         client.cut = True
-        sock = self.sio.eio.sockets.get(client.eio_sid)
+        sock = self.sockets.get(client.eio_sid)
         direct = sock is not None and getattr(sock, "direct", None) is not None
         depth = sock.buffered() if sock is not None else 0
+        limit = sock.max_buffer if sock is not None and direct else self.cfg.send_queue_messages
         self.metrics.slow_consumers.inc()
         log.warning(
             "cutting off a slow consumer: %d %s unsent (limit %d)",
             depth,
             "bytes" if direct else "packets",
-            sock.max_buffer if direct else self.cfg.send_queue_messages,
+            limit,
             extra={"client": client.session, "connection": client.sid},
         )
         await self.close(client, reason, flush=False)
@@ -199,133 +182,24 @@ class Hub:
 
     # --- frames from the listener ---------------------------------------------------
     def on_message(self, channel: str, raw: str) -> None:
-        room = self.rooms.get(self.keys.room_of_channel(channel))
-        if room is None:
-            return
-        room.inbox.append(raw)
-        if not room.pumping:
-            room.pumping = True
-            self._spawn(self._pump(room))
-
-    async def _pump(self, room: Room) -> None:
-        async with room.lock:
-            try:
-                while room.inbox:
-                    raw = room.inbox.popleft()
-                    try:
-                        frame = decode_frame(raw)
-                    except (ValueError, KeyError) as e:
-                        log.error("dropping an undecodable frame on %s: %s", room.channel, e, extra={"room": room.name})
-                        continue
-                    if isinstance(frame, PresenceFrame):
-                        self._presence_changed(room, frame)
-                    else:
-                        await self._apply(room, frame)
-            finally:
-                room.pumping = False
-
-    def _presence_changed(self, room: Room, frame: PresenceFrame) -> None:
-        """Collect a membership change for the room's next presence_diff. A join and a leave of the
-        same member within one interval cancel out: the members never saw it come and go."""
-        key = (frame.client, frame.user)
-        if room.diff.get(key, frame.action) != frame.action:
-            del room.diff[key]
-        else:
-            room.diff[key] = frame.action
-        if room.diff_timer is None:
-            delay = self.cfg.presence_diff_ms / 1000
-            room.diff_timer = asyncio.get_running_loop().call_later(delay, self._send_presence_diff, room)
-
-    def _send_presence_diff(self, room: Room) -> None:
-        diff, room.diff, room.diff_timer = room.diff, {}, None
-        if not diff:
-            return
-        body: dict[str, Any]
-        if len(diff) > self.cfg.presence_diff_max_members:  # counts: a storm's diff to every member is N² bytes
-            joined = sum(action == "join" for action in diff.values())
-            body = {"room": room.name, "joins": [], "leaves": [], "joined": joined, "left": len(diff) - joined,
-                    "truncated": True}  # fmt: skip
-        else:
-            changes: dict[str, list[dict[str, str | None]]] = {"join": [], "leave": []}
-            for (client, user), action in diff.items():
-                changes[action].append({"client": client, "user": user})
-            body = {"room": room.name, "joins": changes["join"], "leaves": changes["leave"]}
-        self.broadcast(room, packet(c.EVENT_PRESENCE_DIFF, body))
-
-    async def _apply(self, room: Room, frame: MessageFrame) -> None:
-        await self._catch_up(room, frame.epoch, frame.offset - 1)
-        if frame.offset <= room.offset:
-            return  # a duplicate: a gap fill delivered it already
-        self.broadcast(room, self._message_packet(room.name, frame))
-        room.offset = frame.offset
-
-    async def _catch_up(self, room: Room, epoch: str, upto: int) -> None:
-        """Bring the room to (epoch, upto): a new epoch is announced as lost history, and the
-        offsets between the room's and ``upto`` are filled from the stream (or announced)."""
-        if epoch != room.epoch:
-            if room.epoch:
-                self._gap(room, epoch, 0, f"epoch changed ({room.epoch} -> {epoch}): history lost")
-            room.epoch, room.offset = epoch, 0
-        if upto > room.offset:
-            await self._fill(room, upto)
-
-    def _message_packet(self, room: str, f: MessageFrame) -> eio_packet.Packet:
-        return eio_packet.Packet(
-            eio_packet.MESSAGE, data=event_packet(c.EVENT_MESSAGE, message_payload(room, f.epoch, f.offset, f.data))
-        )
-
-    async def _fill(self, room: Room, upto: int) -> None:
-        try:
-            missed = await self.replay.since(room.name, Position(room.epoch, room.offset), upto)
-        except RedisError as e:
-            self.metrics.redis_errors.labels("fill").inc()
-            self._gap(room, room.epoch, upto, f"Redis error while filling {room.offset + 1}..{upto}: {e}")
-        else:
-            if missed.recovered:
-                for f in missed.messages:
-                    self.broadcast(room, self._message_packet(room.name, f))
-            else:
-                self._gap(room, missed.epoch or room.epoch, upto, missed.reason)
-        room.offset = upto
-
-    def _gap(self, room: Room, epoch: str, offset: int, reason: str) -> None:
-        log.warning("room %s: announcing a gap: %s", room.name, reason, extra={"room": room.name})
-        self.broadcast(
-            room, packet(c.EVENT_GAP, {"room": room.name, "epoch": epoch, "offset": offset, "reason": reason})
-        )
+        self.rooms.on_message(channel, raw)
 
     async def catch_up_all(self) -> None:
-        """After the listener reconnected: bring every room up to its stream's head."""
-        for room in list(self.rooms.values()):
-            async with room.lock:
-                try:
-                    head = await self.replay.head(room.name)
-                except RedisError as e:
-                    self.metrics.redis_errors.labels("catch_up").inc()
-                    log.warning("room %s: catch-up failed: %s", room.name, e)
-                    continue
-                if head is None:
-                    if room.epoch and room.offset:
-                        self._gap(room, "", 0, "history lost while the listener was down")
-                    room.epoch, room.offset = "", 0
-                    continue
-                await self._catch_up(room, head.epoch, head.offset)
+        await self.rooms.catch_up_all()
 
     # --- membership ----------------------------------------------------------------
     async def join(self, client: Client, name: str, pos: Position | None) -> dict[str, Any]:
         if not client.identity.may_join(name):
             raise BadRequest(f"room={name!r}: the token does not grant this room")
-        room = self.rooms.get(name)
-        if room is None:
-            room = self.rooms[name] = Room(name, self.keys.channel(name))
+        room = self.rooms.open(name, self.keys.channel(name))
         async with room.lock:
             if not room.ready:
                 try:
                     await self.listener.subscribe(room.channel)
-                    head = await self.replay.head(name)
+                    head = await self.history.head(name)
                 except (Unavailable, RedisError):
-                    if not room.members and self.rooms.get(name) is room:
-                        del self.rooms[name]
+                    if not room.members:
+                        self.rooms.forget(room)
                     raise
                 room.epoch, room.offset = (head.epoch, head.offset) if head else ("", 0)
                 room.ready = True
@@ -346,10 +220,10 @@ class Hub:
         if pos.epoch == room.epoch and pos.offset == room.offset:
             self.metrics.replay.labels("hit").inc()
             return {"recovered": True, "missed": 0}
-        missed = await self.replay.since(room.name, pos, upto=room.offset)
+        missed = await self.history.since(room.name, pos, upto=room.offset)
         if missed.recovered and (missed.epoch == room.epoch or not missed.messages):
             for f in missed.messages:
-                self.send(client, self._message_packet(room.name, f))
+                self.send(client, message_packet(room.name, f))
             self.metrics.messages_out.labels("replay").inc(len(missed.messages))
             self.metrics.replay.labels("hit").inc()
             return {"recovered": True, "missed": len(missed.messages)}
@@ -371,18 +245,16 @@ class Hub:
             return False
         async with room.lock:
             present = room.members.pop(client.sid, None) is not None
-            if not room.members and self.rooms.get(name) is room:
-                del self.rooms[name]
+            if not room.members and self.rooms.forget(room):
                 await self.listener.unsubscribe(room.channel)
         if announce and self.cfg.presence_enabled:
             await self._best_effort("presence leave", self.presence.leave(name, client.session, client.identity.user))
         return present
 
-    async def remove(self, client: Client, reason: str) -> None:
+    async def remove(self, client: Client, *, on_purpose: bool) -> None:
         """A disconnect. Only a client that left on purpose leaves presence and its session at once;
         anyone else may be back on another pod within the replay window, so its entries expire."""
         self.clients.pop(client.sid, None)
-        on_purpose = reason == self.sio.reason.CLIENT_DISCONNECT
         for name in list(client.rooms):
             await self.leave(client, name, announce=on_purpose)
         if on_purpose:
@@ -392,25 +264,16 @@ class Hub:
 
     # --- sessions ------------------------------------------------------------------
     def _session_record(self, client: Client) -> tuple[str, str, int]:
-        """The session's key, body and TTL: what a client resuming it on any pod rejoins."""
-        body = dumps({"rooms": sorted(client.rooms), "user": client.identity.user})
-        return self.keys.session(client.session), body, self.cfg.replay_ttl
+        return self.sessions.record(client.session, client.rooms, client.identity.user)
 
     async def save_session(self, client: Client) -> None:
-        key, body, ttl = self._session_record(client)
-        await self._best_effort("session save", self.replay.redis.set(key, body, ex=ttl))
+        await self._best_effort("session save", self.sessions.save(client.session, client.rooms, client.identity.user))
 
     async def load_session(self, session: str, user: str | None) -> list[str] | None:
-        raw = await self.replay.redis.get(self.keys.session(session))
-        if raw is None:
-            return None
-        body = loads(raw)
-        if body.get("user") != user:
-            return None  # a session belongs to one user
-        return [str(r) for r in body.get("rooms", [])]
+        return await self.sessions.load(session, user)
 
     async def delete_session(self, client: Client) -> None:
-        await self.replay.redis.delete(self.keys.session(client.session))
+        await self.sessions.delete(client.session)
 
     # --- upkeep --------------------------------------------------------------------
     async def upkeep(self) -> None:
@@ -418,26 +281,25 @@ class Hub:
         period = max(1.0, self.cfg.presence_ttl / 3)
         while True:
             await asyncio.sleep(period)
-            clients = list(self.clients.values())
-            try:
-                # in chunks, so thousands of clients never hold the event loop for one long pipeline
-                for i in range(0, len(clients), UPKEEP_CHUNK):
-                    async with self.replay.redis.pipeline(transaction=False) as p:
-                        for cl in clients[i : i + UPKEEP_CHUNK]:
-                            p.expire(self.keys.session(cl.session), self.cfg.replay_ttl)
-                        await p.execute()
-                if self.cfg.presence_enabled:
-                    rooms: dict[str, list[tuple[str, str | None]]] = {}
-                    for cl in clients:
-                        for r in cl.rooms:
-                            rooms.setdefault(r, []).append((cl.session, cl.identity.user))
-                    await self.presence.refresh(rooms, [(cl.session, cl.identity.user) for cl in clients])
-                    await self.presence.sweep(list(self.rooms))
-            except (RedisError, OSError) as e:
-                self.metrics.redis_errors.labels("upkeep").inc()
-                log.warning("upkeep failed: %s", e)
+            await self.refresh()
 
-    async def _best_effort(self, what: str, coro: Any) -> None:
+    async def refresh(self) -> None:
+        """One round of the upkeep; a Redis error is counted and logged, and the next round retries."""
+        clients = list(self.clients.values())
+        try:
+            await self.sessions.refresh([cl.session for cl in clients])
+            if self.cfg.presence_enabled:
+                rooms: dict[str, list[tuple[str, str | None]]] = {}
+                for cl in clients:
+                    for r in cl.rooms:
+                        rooms.setdefault(r, []).append((cl.session, cl.identity.user))
+                await self.presence.refresh(rooms, [(cl.session, cl.identity.user) for cl in clients])
+                await self.presence.sweep(list(self.rooms.by_name))
+        except (RedisError, OSError) as e:
+            self.metrics.redis_errors.labels("upkeep").inc()
+            log.warning("upkeep failed: %s", e)
+
+    async def _best_effort(self, what: str, coro: Awaitable[Any]) -> None:
         try:
             await coro
         except (RedisError, OSError) as e:

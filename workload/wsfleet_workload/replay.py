@@ -122,41 +122,61 @@ class Replay:
         ``recovered`` is False when the epoch changed or when the first needed entry has been
         trimmed (by count or age): the caller must say so, never leave a silent gap.
         """
-        head = await self.head(room)
-        if head is not None and pos.epoch == "" and pos.offset == 0:
-            # The client joined before the room had any history and has seen nothing since: the
-            # current epoch began after it joined, so everything in it is what it missed.
-            pos = Position(head.epoch, 0)
-        if head is None:
-            # No history at all: nothing was published since the meta expired (a day), or Redis
-            # lost it. Only an offset of 0 can be sure it missed nothing.
-            ok = pos.offset == 0
-            return Missed(ok, pos.epoch if ok else "", 0, [], "" if ok else "history lost")
-        if head.epoch != pos.epoch:
-            return Missed(False, head.epoch, head.offset, [], f"epoch changed ({pos.epoch} -> {head.epoch})")
-        last = head.offset if upto is None else min(upto, head.offset)
-        if pos.offset > head.offset:
-            return Missed(False, head.epoch, head.offset, [], f"offset {pos.offset} is ahead of the head {head.offset}")
-        if pos.offset >= last:
-            return Missed(True, head.epoch, last, [])
-        if last - pos.offset > self.max_messages:
-            return Missed(
-                False, head.epoch, last, [], f"{last - pos.offset} missed, more than the {self.max_messages} kept"
-            )
+        step = plan(await self.head(room), pos, upto, self.max_messages)
+        if isinstance(step, Missed):
+            return step
         entries: list[tuple[str, dict[str, str]]] = await self.redis.xrange(  # type: ignore[assignment]
-            self.keys.stream(room), stream_id(pos.offset + 1), stream_id(last)
+            self.keys.stream(room), stream_id(step.after + 1), stream_id(step.last)
         )
-        frames = [MessageFrame(head.epoch, offset_of(eid), _text(fields["d"])) for eid, fields in entries]
-        expected = list(range(pos.offset + 1, last + 1))
-        if [f.offset for f in frames] != expected:
-            have = f"{frames[0].offset}..{frames[-1].offset}" if frames else "none"
-            return Missed(False, head.epoch, last, [], f"offsets {pos.offset + 1}..{last} needed, {have} kept")
-        cutoff = int(time.time() * 1000) - self.ttl * 1000
-        if entries and int(entries[0][1]["t"]) < cutoff:
-            # Older than the replay TTL; the next publish trims it. Count it as gone so that the
-            # promise is the same whether or not a publish happened since.
-            return Missed(False, head.epoch, last, [], f"offset {pos.offset + 1} is older than {self.ttl}s")
-        return Missed(True, head.epoch, last, frames)
+        frames = [MessageFrame(step.epoch, offset_of(eid), _text(fields["d"])) for eid, fields in entries]
+        oldest = int(entries[0][1]["t"]) if entries else None
+        return judge(step, frames, oldest, now_ms=int(time.time() * 1000), ttl=self.ttl)
+
+
+@dataclass(frozen=True)
+class Read:
+    """The range of the stream to read: offsets after ``after`` up to ``last``, in ``epoch``."""
+
+    epoch: str
+    after: int
+    last: int
+
+
+def plan(head: Position | None, pos: Position, upto: int | None, max_messages: int) -> Missed | Read:
+    """What a client at ``pos`` missed, as far as the room's head alone tells: the answer, or the
+    range to read."""
+    if head is not None and pos.epoch == "" and pos.offset == 0:
+        # The client joined before the room had any history and has seen nothing since: the
+        # current epoch began after it joined, so everything in it is what it missed.
+        pos = Position(head.epoch, 0)
+    if head is None:
+        # No history at all: nothing was published since the meta expired (a day), or Redis
+        # lost it. Only an offset of 0 can be sure it missed nothing.
+        ok = pos.offset == 0
+        return Missed(ok, pos.epoch if ok else "", 0, [], "" if ok else "history lost")
+    if head.epoch != pos.epoch:
+        return Missed(False, head.epoch, head.offset, [], f"epoch changed ({pos.epoch} -> {head.epoch})")
+    last = head.offset if upto is None else min(upto, head.offset)
+    if pos.offset > head.offset:
+        return Missed(False, head.epoch, head.offset, [], f"offset {pos.offset} is ahead of the head {head.offset}")
+    if pos.offset >= last:
+        return Missed(True, head.epoch, last, [])
+    if last - pos.offset > max_messages:
+        return Missed(False, head.epoch, last, [], f"{last - pos.offset} missed, more than the {max_messages} kept")
+    return Read(head.epoch, pos.offset, last)
+
+
+def judge(read: Read, frames: list[MessageFrame], oldest_ms: int | None, *, now_ms: int, ttl: int) -> Missed:
+    """The range as read: every offset of it, none older than the replay TTL, or not recovered."""
+    expected = list(range(read.after + 1, read.last + 1))
+    if [f.offset for f in frames] != expected:
+        have = f"{frames[0].offset}..{frames[-1].offset}" if frames else "none"
+        return Missed(False, read.epoch, read.last, [], f"offsets {read.after + 1}..{read.last} needed, {have} kept")
+    if oldest_ms is not None and oldest_ms < now_ms - ttl * 1000:
+        # Older than the replay TTL; the next publish trims it. Count it as gone so that the
+        # promise is the same whether or not a publish happened since.
+        return Missed(False, read.epoch, read.last, [], f"offset {read.after + 1} is older than {ttl}s")
+    return Missed(True, read.epoch, read.last, frames)
 
 
 def _text(value: Any) -> str:

@@ -27,9 +27,10 @@ from wsfleet_workload import engine
 from wsfleet_workload.auth import Authenticator, AuthError, Identity
 from wsfleet_workload.config import Config
 from wsfleet_workload.fanout import Unavailable
-from wsfleet_workload.hub import Client, Hub, packet
+from wsfleet_workload.hub import Hub
 from wsfleet_workload.metrics import Metrics, refused
 from wsfleet_workload.replay import Replay
+from wsfleet_workload.rooms import Client, packet
 from wsfleet_workload.wire import (
     BadRequest,
     Handshake,
@@ -216,7 +217,7 @@ class Gateway:
             self.metrics.heartbeat_timeouts.inc()
         if client is not None:
             log.info("disconnected: %s", reason, extra={"client": client.session, "connection": sid, "reason": label})
-            await self.hub.remove(client, reason)
+            await self.hub.remove(client, on_purpose=reason == self.sio.reason.CLIENT_DISCONNECT)
         self.metrics.connections.set(len(self.hub.clients))
 
     def _who(self, sid: str) -> dict[str, str]:
