@@ -21,6 +21,7 @@ version bump builds afresh and never reuses a stale binary.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -42,6 +43,7 @@ COREDNS_VERSION = "1.12.4"
 TRAEFIK_VERSION = "3.6.12"  # 3.7.x pins dependencies the module proxy refuses (gateway.md)
 GATEWAY_API_VERSION = "1.4.0"  # the standard channel Traefik 3.6 implements
 METRICS_SERVER_VERSION = "0.8.0"  # 0.9.0 is served but not an approved release
+KSTATUS_VERSION = "0.37.2"  # sigs.k8s.io/cli-utils, whose pkg/kstatus Flux and Argo CD read health with
 
 _CLI = "k8s.io/component-base/cli"
 K8S_COMPONENTS = {
@@ -266,6 +268,79 @@ def ensure_metrics_server(version: str = METRICS_SERVER_VERSION, out: TextIO = s
         go(["install", "-trimpath", "-ldflags", f"-s -w -X {pkg}.gitVersion=v{version}",
             f"sigs.k8s.io/metrics-server/cmd/metrics-server@v{version}"], target.parent,
            {"GOBIN": str(target.parent), "CGO_ENABLED": "0"})  # fmt: skip
+    return target
+
+
+# kstatus as Flux and Argo CD compute it: a JSON array of objects on stdin, a JSON array of
+# {status, message, conditions} on stdout, in the same order.
+KSTATUS_MAIN = """package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+)
+
+type result struct {
+	Status     string             `json:"status"`
+	Message    string             `json:"message"`
+	Conditions []status.Condition `json:"conditions"`
+}
+
+func main() {
+	raw, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kstatus: reading stdin:", err)
+		os.Exit(2)
+	}
+	// numbers as int64 where they are integers, as the API machinery reads them
+	var objs []interface{}
+	if err := utiljson.Unmarshal(raw, &objs); err != nil {
+		fmt.Fprintln(os.Stderr, "kstatus: stdin must be a JSON array of Kubernetes objects:", err)
+		os.Exit(2)
+	}
+	out := make([]result, 0, len(objs))
+	for i, item := range objs {
+		obj, ok := item.(map[string]interface{})
+		if !ok {
+			fmt.Fprintf(os.Stderr, "kstatus: object %d is not a JSON object\\n", i)
+			os.Exit(2)
+		}
+		res, err := status.Compute(&unstructured.Unstructured{Object: obj})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kstatus: object %d: %v\\n", i, err)
+			os.Exit(1)
+		}
+		out = append(out, result{string(res.Status), res.Message, res.Conditions})
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		fmt.Fprintln(os.Stderr, "kstatus: writing stdout:", err)
+		os.Exit(1)
+	}
+}
+"""
+
+
+def kstatus_binary(version: str = KSTATUS_VERSION) -> Path:
+    # keyed by the program too, so a change to it is built, not served from the cache
+    main = hashlib.sha256(KSTATUS_MAIN.encode()).hexdigest()[:8]
+    return CACHE_ROOT / "kstatus" / f"cli-utils-{version}-{main}" / "bin" / "kstatus"
+
+
+def ensure_kstatus(version: str = KSTATUS_VERSION, out: TextIO = sys.stderr) -> Path:
+    """A kstatus checker built from sigs.k8s.io/cli-utils (test tooling: what GitOps tools see)."""
+    target = kstatus_binary(version)
+    if target.is_file():
+        return target
+    src = target.parent.parent / "src"
+    with progress(f"building the kstatus checker from sigs.k8s.io/cli-utils v{version} (cold: about 1 minute)", out):
+        wrapper(src, "wsfleet.dev/kstatus", {"sigs.k8s.io/cli-utils": f"v{version}"}, mains={"kstatus": KSTATUS_MAIN})
+        go(["build", "-ldflags", "-s -w", "-o", str(target), "./cmd/kstatus"], src)
     return target
 
 

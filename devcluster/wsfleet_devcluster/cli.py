@@ -60,6 +60,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             builds.ensure_node_binaries(out=out),
             builds.ensure_traefik(out=out),
             builds.ensure_metrics_server(out=out),
+            builds.ensure_kstatus(out=out),
         ):
             out.write(f"{path}\n")
     elif args.action == "up":

@@ -5,7 +5,8 @@ Matrix:
   values, and the stored resource is untouched;
 - in the operator: with a CRD that lacks the rules (an older CRD, a bypassed webhook),
   a broken spec is stored, and the operator sets Stalled / TimeoutsAligned=False, emits
-  a Warning event, and changes no child; fixing the spec brings it back to Ready;
+  a Warning event, and changes no child; kstatus computes Failed with the numbers; fixing the spec
+  brings it back to Ready;
 - agreement: for every case of the rule tables (broken examples, both sides of each boundary),
   for random specs and for random specs that break exactly one rule, the real API server (a
   server-side dry run) refuses with exactly the rule ids the operator's checker names.
@@ -26,6 +27,7 @@ from hypothesis import HealthCheck, event, given, settings
 from tests.conftest import ROOT
 from tests.integration.conftest import Kubectl, Operator, example, wait_until
 from tests.integration.test_operator import apply_ok, wait_ready
+from tests.support.tools import kstatus
 from tests.unit.strategies import broken_rules, raw_specs, resource, single_rule_specs
 from tests.unit.test_rules import BOUNDARIES, BROKEN
 from wsfleet_operator import crd
@@ -96,6 +98,12 @@ def test_operator_refuses_what_the_crd_let_through(
     )
     assert "I1: loadBalancer.idleTimeout 60s" in stalled["message"]
     assert "need at least 80s" in stalled["message"]
+    # Flux and Argo CD (kstatus) show the refusal as Failed, with the numbers
+    stored = kubectl.get("wss", "chat", namespace)
+    assert stored is not None
+    (health,) = kstatus(stored)
+    assert health["status"] == "Failed", health
+    assert "I1: loadBalancer.idleTimeout 60s" in health["message"], health
     aligned = kubectl.condition("chat", namespace, "TimeoutsAligned")
     assert aligned is not None
     assert (aligned["status"], aligned["reason"]) == ("False", "Misaligned")

@@ -10,6 +10,8 @@ Matrix:
 - deletion garbage-collects every child;
 - a provider switch deletes the old provider's objects;
 - a spec change rolls the Deployment: Reconciling, then Ready at the new generation;
+- kstatus (sigs.k8s.io/cli-utils, as Flux and Argo CD read health) computes Current for every Ready
+  example and InProgress for the resource as stored while it rolls out, with its message;
 - an operator killed with SIGKILL and restarted converges without duplicates.
 """
 
@@ -32,6 +34,7 @@ from kubernetes import watch as k8s_watch
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import BIN, RESYNC, Audit, Kubectl, Operator, example, wait_until
 from tests.support import secrets
+from tests.support.tools import kstatus
 from wsfleet_common import contract
 from wsfleet_operator import naming
 
@@ -94,6 +97,8 @@ def test_example_becomes_ready(path: Any, kubectl: Kubectl, operator: Operator, 
     assert status["timeouts"]["idleTimeoutSeconds"] >= status["timeouts"]["heartbeatWindowSeconds"]
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions == {"Ready": "True", "Reconciling": "False", "Stalled": "False", "TimeoutsAligned": "True"}
+    (health,) = kstatus(wss)
+    assert (health["status"], health["message"]) == ("Current", "Resource is Ready"), health
     dep = kubectl.get("deployment", name, namespace)
     assert dep is not None
     assert dep["metadata"]["ownerReferences"][0]["uid"] == wss["metadata"]["uid"]
@@ -266,6 +271,7 @@ def test_spec_change_rolls_out(kubectl: Kubectl, operator: Operator, namespace: 
     # Record every version of the resource the API server stores during the rollout: with
     # kwok's instant pods, Reconciling=True may last well under a second.
     versions: list[tuple[int, dict[str, str]]] = []
+    stored: list[dict[str, Any]] = []  # every version as stored, for kstatus
     stop = threading.Event()
     api = k8s_config.new_client_from_config(config_file=str(kubectl.kubeconfig))
     custom = k8s.CustomObjectsApi(api)
@@ -279,6 +285,7 @@ def test_spec_change_rolls_out(kubectl: Kubectl, operator: Operator, namespace: 
             obj = event["object"]
             conds = {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions", [])}
             versions.append((obj["metadata"]["generation"], conds))
+            stored.append(obj)
             if stop.is_set():
                 w.stop()
 
@@ -303,6 +310,17 @@ def test_spec_change_rolls_out(kubectl: Kubectl, operator: Operator, namespace: 
     assert any(c.get("Reconciling") == "True" and c.get("Ready") == "False" for c in gen2), versions
     assert gen2[-1]["Ready"] == "True", versions
     assert gen2[-1]["Reconciling"] == "False", versions
+    # What Flux and Argo CD see of the same versions: InProgress while it rolls, then Current.
+    rolling = [o for o in stored if o["metadata"]["generation"] == 2]
+    health = kstatus(*rolling)
+    reconciling = [
+        h for o, h in zip(rolling, health, strict=True)
+        if any(c["type"] == "Reconciling" and c["status"] == "True" for c in o.get("status", {}).get("conditions", []))
+    ]  # fmt: skip
+    assert reconciling, versions
+    assert all(h["status"] == "InProgress" for h in reconciling), reconciling
+    assert all(h["message"] for h in reconciling), reconciling
+    assert health[-1]["status"] == "Current", health[-1]
     wss = kubectl.get("wss", "chat", namespace)
     assert wss is not None
     assert wss["status"]["observedGeneration"] == wss["metadata"]["generation"] == 2
