@@ -237,20 +237,28 @@ def traefik_binary(version: str = TRAEFIK_VERSION) -> Path:
     return CACHE_ROOT / "gateway" / f"traefik-{version}" / "bin" / "traefik"
 
 
+def _built_once(target: Path, what: str, build: Callable[[Path], None], out: TextIO) -> Path:
+    """`target`, built by `build(src)` (src: a wrapper module's directory beside the target's) unless
+    it is already there."""
+    if not target.is_file():
+        with progress(what, out):
+            build(target.parent.parent / "src")
+    return target
+
+
 def ensure_traefik(version: str = TRAEFIK_VERSION, out: TextIO = sys.stderr) -> Path:
     """Traefik, built from its Go module (a cold build takes about 6 minutes on 2 cores)."""
     target = traefik_binary(version)
-    if target.is_file():
-        return target
-    src = target.parent.parent / "src"
     module = "github.com/traefik/traefik/v3"
-    with progress(f"building Traefik v{version} (cold: about 8 minutes on 2 cores)", out):
+
+    def build(src: Path) -> None:
         wrapper(
             src, "wsfleet.dev/traefik", {module: f"v{version}"}, replaces=TRAEFIK_REPLACES, excludes=TRAEFIK_EXCLUDES
         )
         go(["build", "-ldflags", f"-s -w -X {module}/pkg/version.Version=v{version}", "-o", str(target),
             f"{module}/cmd/traefik"], src)  # fmt: skip
-    return target
+
+    return _built_once(target, f"building Traefik v{version} (cold: about 8 minutes on 2 cores)", build, out)
 
 
 def metrics_server_binary(version: str = METRICS_SERVER_VERSION) -> Path:
@@ -335,13 +343,13 @@ def kstatus_binary(version: str = KSTATUS_VERSION) -> Path:
 def ensure_kstatus(version: str = KSTATUS_VERSION, out: TextIO = sys.stderr) -> Path:
     """A kstatus checker built from sigs.k8s.io/cli-utils (test tooling: what GitOps tools see)."""
     target = kstatus_binary(version)
-    if target.is_file():
-        return target
-    src = target.parent.parent / "src"
-    with progress(f"building the kstatus checker from sigs.k8s.io/cli-utils v{version} (cold: about 1 minute)", out):
+
+    def build(src: Path) -> None:
         wrapper(src, "wsfleet.dev/kstatus", {"sigs.k8s.io/cli-utils": f"v{version}"}, mains={"kstatus": KSTATUS_MAIN})
         go(["build", "-ldflags", "-s -w", "-o", str(target), "./cmd/kstatus"], src)
-    return target
+
+    what = f"building the kstatus checker from sigs.k8s.io/cli-utils v{version} (cold: about 1 minute)"
+    return _built_once(target, what, build, out)
 
 
 def module_dir(module: str, version: str, work: Path) -> Path:
