@@ -5,6 +5,7 @@ so that node.py and gateway.py need not import controlplane.py, which imports th
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 from pathlib import Path
@@ -40,8 +41,30 @@ def condition_true(obj: dict[str, Any], kind: str) -> bool:
     return any(c["type"] == kind and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions", []))
 
 
+# Ports handed out come from below Linux's ephemeral range (32768-60999 by default). A port the
+# kernel picked for bind(0) is ephemeral, and between our check and the server's own bind the
+# kernel may give it to an outgoing connection (a client, a Redis command, a download): the server
+# then fails with "address already in use". Outgoing connections never take ports below the range.
+# It also stays below Kubernetes' NodePort range (30000-32767), which kube-proxy's rules match on
+# the real nodes' host.
+PORT_RANGE = (20000, 29999)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A loopback port nothing listens on, not handed out before by this process, and outside the
+    kernel's ephemeral range."""
+    low, high = PORT_RANGE
+    start = random.randrange(low, high + 1)
+    for i in range(high - low + 1):
+        port = low + (start - low + i) % (high - low + 1)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise OSError(f"no free loopback port in {low}-{high}")

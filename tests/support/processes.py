@@ -26,14 +26,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import ROOT
 from tests.support.secrets import API_KEY, REDIS_PASSWORD
 from wsfleet_common import contract as c
+from wsfleet_devcluster import lending
 
 JS = ROOT / "tests" / "js"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+free_port = lending.free_port  # outside the ephemeral range: see lending.PORT_RANGE
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
