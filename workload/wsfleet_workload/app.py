@@ -99,11 +99,12 @@ class Workload:
             self.metrics.fast_path_mismatch.labels(m.library, m.installed, m.expected).set(1)
         (log.warning if choice.mismatches else log.info)(choice.describe())
 
+    # The listener is made before the hub (which subscribes through it): these hand its frames on.
     def _on_message(self, channel: str, data: str) -> None:
-        self.hub.on_message(channel, data)
+        self.hub.rooms.on_message(channel, data)
 
     async def _catch_up(self) -> None:
-        await self.hub.catch_up_all()
+        await self.hub.rooms.catch_up_all()
 
     # --- life cycle -----------------------------------------------------------------
     async def start(self) -> None:

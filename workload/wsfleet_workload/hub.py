@@ -27,13 +27,11 @@ from redis.exceptions import RedisError
 from wsfleet_workload.config import Config
 from wsfleet_workload.fanout import Unavailable
 from wsfleet_workload.metrics import Metrics
-from wsfleet_workload.rooms import Client, DiffLimits, History, Room, Rooms, message_packet, packet
+from wsfleet_workload.rooms import Client, DiffLimits, History, Room, Rooms, message_packet
 from wsfleet_workload.sessions import Sessions
 from wsfleet_workload.wire import BadRequest, Keys, Position
 
 log = logging.getLogger("wsfleet.hub")
-
-__all__ = ["Client", "Hub", "Room", "packet"]
 
 
 class Subscriptions(Protocol):
@@ -179,13 +177,6 @@ class Hub:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    # --- frames from the listener ---------------------------------------------------
-    def on_message(self, channel: str, raw: str) -> None:
-        self.rooms.on_message(channel, raw)
-
-    async def catch_up_all(self) -> None:
-        await self.rooms.catch_up_all()
 
     # --- membership ----------------------------------------------------------------
     async def join(self, client: Client, name: str, pos: Position | None) -> dict[str, Any]:
