@@ -394,6 +394,9 @@ defaults
     retry-on conn-failure empty-response 503
 frontend fe
     bind 127.0.0.1:{self.port}
+    # A POST is not idempotent: a pod killed after it published but before it answered gives an
+    # empty response, and a retry on another pod would publish the message twice.
+    http-request disable-l7-retry if METH_POST
     default_backend workloads
 backend workloads
     balance roundrobin
