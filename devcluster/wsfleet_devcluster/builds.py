@@ -43,6 +43,7 @@ COREDNS_VERSION = "1.12.4"
 TRAEFIK_VERSION = "3.6.12"  # 3.7.x pins dependencies the module proxy refuses (gateway.md)
 GATEWAY_API_VERSION = "1.4.0"  # the standard channel Traefik 3.6 implements
 METRICS_SERVER_VERSION = "0.8.0"  # 0.9.0 is served but not an approved release
+HELM_VERSION = "4.3.2"  # helm.sh/helm/v4: server-side apply by default
 KSTATUS_VERSION = "0.37.2"  # sigs.k8s.io/cli-utils, whose pkg/kstatus Flux and Argo CD read health with
 
 _CLI = "k8s.io/component-base/cli"
@@ -350,6 +351,23 @@ def ensure_kstatus(version: str = KSTATUS_VERSION, out: TextIO = sys.stderr) -> 
 
     what = f"building the kstatus checker from sigs.k8s.io/cli-utils v{version} (cold: about 1 minute)"
     return _built_once(target, what, build, out)
+
+
+def helm_binary(version: str = HELM_VERSION) -> Path:
+    return CACHE_ROOT / "helm" / f"helm-{version}" / "bin" / "helm"
+
+
+def ensure_helm(version: str = HELM_VERSION, out: TextIO = sys.stderr) -> Path:
+    """helm, built from its Go module with the version stamp its Makefile sets (the chart's tests)."""
+    target = helm_binary(version)
+    module = "helm.sh/helm/v4"
+
+    def build(src: Path) -> None:
+        wrapper(src, "wsfleet.dev/helm", {module: f"v{version}"})
+        go(["build", "-ldflags", f"-s -w -X {module}/internal/version.version=v{version}", "-o", str(target),
+            f"{module}/cmd/helm"], src)  # fmt: skip
+
+    return _built_once(target, f"building helm v{version} (cold: about 2 minutes on 2 cores)", build, out)
 
 
 def module_dir(module: str, version: str, work: Path) -> Path:

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             builds.ensure_traefik(out=out),
             builds.ensure_metrics_server(out=out),
             builds.ensure_kstatus(out=out),
+            builds.ensure_helm(out=out),
         ):
             out.write(f"{path}\n")
     elif args.action == "up":

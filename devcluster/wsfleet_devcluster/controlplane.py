@@ -44,6 +44,9 @@ ZONES = ("zone-a", "zone-b", "zone-c")
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 START_TIMEOUT = 120.0
 OPERATOR_USER = "wsfleet-operator"
+# Two more identities for two operator replicas at once (leader election): the audit log tells
+# which replica wrote what.
+REPLICA_USERS = ("wsfleet-operator-a", "wsfleet-operator-b")
 WRITE_VERBS = ["create", "update", "patch", "delete", "deletecollection"]
 # Metadata of every write by the operator's user, once each (at ResponseComplete); nothing else.
 AUDIT_POLICY: dict[str, Any] = {
@@ -51,7 +54,7 @@ AUDIT_POLICY: dict[str, Any] = {
     "kind": "Policy",
     "omitStages": ["RequestReceived", "ResponseStarted"],
     "rules": [
-        {"level": "Metadata", "users": [OPERATOR_USER], "verbs": WRITE_VERBS},
+        {"level": "Metadata", "users": [OPERATOR_USER, *REPLICA_USERS], "verbs": WRITE_VERBS},
         {"level": "None"},
     ],
 }
@@ -110,9 +113,13 @@ class DevCluster:
         """The kubeconfig of user OPERATOR_USER (system:masters): the operator's, in the tests."""
         return self.dir / "operator.kubeconfig"
 
+    def replica_kubeconfig(self, user: str) -> Path:
+        """The kubeconfig of one of REPLICA_USERS (system:masters)."""
+        return self.dir / f"{user}.kubeconfig"
+
     @property
     def audit_log(self) -> Path:
-        """JSON lines: every write by OPERATOR_USER (AUDIT_POLICY)."""
+        """JSON lines: every write by OPERATOR_USER and REPLICA_USERS (AUDIT_POLICY)."""
         return self.dir / "logs" / "audit.log"
 
     @property
@@ -153,6 +160,7 @@ class DevCluster:
             "kwok": "system:masters",
             # the operator's own identity, so the audit log tells its writes from kubectl's
             OPERATOR_USER: "system:masters",
+            **dict.fromkeys(REPLICA_USERS, "system:masters"),
         }
         if self.real:
             clients.update(self.real.clients())
@@ -163,6 +171,7 @@ class DevCluster:
             ("system:kube-scheduler", "scheduler.kubeconfig"),
             ("kwok", "kwok.kubeconfig"),
             (OPERATOR_USER, "operator.kubeconfig"),
+            *((user, f"{user}.kubeconfig") for user in REPLICA_USERS),
             *((cn, lending.kubeconfig_name(cn)) for cn in (self.real.clients() if self.real else {})),
         ):
             cfg = _kubeconfig(self.server, certs.ca_cert, certs.cert(cn), certs.key(cn), cn)

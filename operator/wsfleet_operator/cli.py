@@ -30,12 +30,14 @@ import yaml
 
 from wsfleet_common.contract import ENV_LOG_FORMAT
 from wsfleet_common.logs import FORMATS
-from wsfleet_operator import crd, dashboard, docs
+from wsfleet_operator import crd, dashboard, docs, durations
 from wsfleet_operator.model import API_VERSION, KIND, WebSocketService
 from wsfleet_operator.render import audit, render_all
 from wsfleet_operator.timeouts import derive, fmt, hierarchy, timeline
 from wsfleet_operator.validation import RULES, SpecError, check, parse_and_check, parse_resource
 
+# deploy/operator sets it from the downward API: the Lease lives beside the operator
+ENV_POD_NAMESPACE = "POD_NAMESPACE"
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
@@ -157,9 +159,27 @@ def cmd_dev_cluster(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
-    from wsfleet_operator import handlers  # noqa: PLC0415 - kopf and the API client load only for this command
+    # kopf and the API client load only for this command
+    from wsfleet_operator import handlers, leader, runner  # noqa: PLC0415
 
-    handlers.run(
+    election = None
+    if args.leader_elect:
+        timing = leader.Timing(
+            lease_duration=args.leader_elect_lease_duration,
+            renew_deadline=args.leader_elect_renew_deadline,
+            retry_period=args.leader_elect_retry_period,
+        )
+        namespace = args.leader_elect_resource_namespace or (args.namespace[0] if args.namespace else "")
+        problems = timing.problems()
+        if not namespace:
+            problems.append(
+                "--leader-elect: the Lease needs a namespace: give --leader-elect-resource-namespace "
+                f"(default ${ENV_POD_NAMESPACE}, then the first --namespace)"
+            )
+        if problems:
+            raise SpecError("wsfleet operator", tuple(problems))
+        election = runner.Election(namespace, args.leader_elect_resource_name, runner.identity(), timing)
+    runner.run(
         handlers.Options(
             namespaces=tuple(args.namespace),
             resync=args.resync,
@@ -169,7 +189,8 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
             bind=args.bind,
             verbose=args.verbose,
             log_format=args.log_format,
-        )
+        ),
+        election,
     )
     return EXIT_OK
 
@@ -211,6 +232,13 @@ def _port(text: str) -> int:
     return port
 
 
+def _seconds(text: str) -> float:
+    try:
+        return float(durations.parse(text))
+    except durations.DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wsfleet", description="WebSocket fleets on Kubernetes, with timeouts that agree.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -240,6 +268,45 @@ def parser() -> argparse.ArgumentParser:
         choices=FORMATS,
         default=os.environ.get(ENV_LOG_FORMAT, "json"),
         help=f"json lines (default; also ${ENV_LOG_FORMAT}) or text for local development",
+    )
+    # component-base's flag names, as kube-controller-manager and controller-runtime managers have them
+    s.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="hold a coordination.k8s.io Lease and reconcile only while holding it (2 replicas)",
+    )
+    s.add_argument(
+        "--leader-elect-lease-duration",
+        type=_seconds,
+        default=15.0,
+        metavar="DURATION",
+        help="how long a standby waits on a Lease that is no longer renewed (default 15s)",
+    )
+    s.add_argument(
+        "--leader-elect-renew-deadline",
+        type=_seconds,
+        default=10.0,
+        metavar="DURATION",
+        help="how long the leader retries renewing before it stops (default 10s)",
+    )
+    s.add_argument(
+        "--leader-elect-retry-period",
+        type=_seconds,
+        default=2.0,
+        metavar="DURATION",
+        help="between renews, and between a standby's attempts (default 2s)",
+    )
+    s.add_argument(
+        "--leader-elect-resource-name",
+        default="wsfleet-operator",
+        metavar="NAME",
+        help="the Lease's name (default wsfleet-operator)",
+    )
+    s.add_argument(
+        "--leader-elect-resource-namespace",
+        default=os.environ.get(ENV_POD_NAMESPACE, ""),
+        metavar="NS",
+        help=f"the Lease's namespace (default ${ENV_POD_NAMESPACE}, then the first --namespace)",
     )
     s.set_defaults(func=cmd_operator)
     s = sub.add_parser("validate", help="check a running fleet from the outside: affinity, idle timeout, drains")

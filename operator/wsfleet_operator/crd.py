@@ -24,6 +24,7 @@ from wsfleet_operator import model
 from wsfleet_operator.validation import RULES
 
 CRD_FILE = Path("crds") / f"{model.PLURAL}.{model.GROUP}.yaml"
+CHART_CRD_FILE = Path("deploy") / "helm" / "wsfleet" / "files" / CRD_FILE.name
 REFERENCE_FILE = Path("docs") / "crd-reference.md"
 
 # Keys of JSON schema that a structural schema keeps.
@@ -278,9 +279,15 @@ def reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _outputs(root: Path) -> dict[Path, str]:
+    # The Helm chart's copy: a chart reads files inside its own directory only.
+    crd = crd_yaml()
+    return {root / CRD_FILE: crd, root / CHART_CRD_FILE: crd, root / REFERENCE_FILE: reference_markdown()}
+
+
 def write(root: Path) -> list[Path]:
-    """Write the CRD and the reference doc under root; return the paths written."""
-    outputs = {root / CRD_FILE: crd_yaml(), root / REFERENCE_FILE: reference_markdown()}
+    """Write the CRD, the chart's copy of it and the reference doc under root; return the paths written."""
+    outputs = _outputs(root)
     for path, text in outputs.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -289,5 +296,4 @@ def write(root: Path) -> list[Path]:
 
 def stale(root: Path) -> list[Path]:
     """Committed files that differ from what the model generates."""
-    expected = {root / CRD_FILE: crd_yaml(), root / REFERENCE_FILE: reference_markdown()}
-    return [p for p, text in expected.items() if not p.exists() or p.read_text() != text]
+    return [p for p, text in _outputs(root).items() if not p.exists() or p.read_text() != text]

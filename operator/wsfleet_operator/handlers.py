@@ -12,21 +12,20 @@ changes or disappears, and a timer reconciles every resource each
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import aiohttp
 import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from prometheus_client import start_http_server
 
-from wsfleet_common import logs
 from wsfleet_common.logs import LogFormat
 from wsfleet_operator import naming
 from wsfleet_operator.controller import Controller
-from wsfleet_operator.kube import Kube, NamespaceTerminating, Rejected, Retry
+from wsfleet_operator.kube import NamespaceTerminating, Rejected, Retry
 from wsfleet_operator.model import GROUP, PLURAL, VERSION
 
 log = logging.getLogger("wsfleet.operator")
@@ -47,6 +46,8 @@ OWN_ACCESS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("events.k8s.io", "events", ("create", "patch")),
 )
 CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces"}
+# Leader election (runner.py), in the Lease's namespace only: a Role, even beside a ClusterRole.
+LEASE_ACCESS = ("coordination.k8s.io", "leases", ("get", "create", "update"))
 
 # Core kinds watched for drift; CRD-backed children are covered by the resync timer.
 WATCHED_CHILDREN = (
@@ -66,13 +67,13 @@ class Options:
     resync: float = 30.0  # seconds; the upper bound on repairing drift of any child
     kubeconfig: str | None = None
     metrics_port: int = 9090  # 0: no metrics endpoint
-    health_port: int = 8080  # 0: no liveness endpoint
+    health_port: int = 8080  # 0: no /healthz
     bind: str = "0.0.0.0"
     verbose: bool = False
     log_format: LogFormat = "json"
 
 
-def _configuration(opts: Options) -> k8s.Configuration:
+def configuration(opts: Options) -> k8s.Configuration:
     """The client configuration from --kubeconfig, $KUBECONFIG, or the in-cluster service account."""
     configuration = k8s.Configuration()
     try:
@@ -97,7 +98,35 @@ def _connection(configuration: k8s.Configuration) -> kopf.ConnectionInfo:
     )
 
 
-def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Options) -> None:
+# Requests that change nothing; every other method passes the fence first.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def fenced_session(info: kopf.ConnectionInfo, fence: Callable[[], None]) -> kopf.AiohttpSession:
+    """kopf's HTTP session, built as kopf builds its own from a ConnectionInfo (``APIContext``
+    in kopf/_cogs/clients/auth.py, kopf 1.45.2), plus a hook that runs `fence` before every
+    request that writes. kopf writes too: its bookkeeping annotations and the events it posts,
+    outside any handler of ours, so Kube's fence alone would not stop them. kopf.AiohttpSession
+    is kopf's public way to bring a session (docs: "Custom HTTP sessions");
+    tests/unit/test_handlers.py checks the hook fires for kopf's own patch."""
+
+    async def before(_: aiohttp.ClientSession, __: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        if params.method.upper() not in SAFE_METHODS:
+            fence()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(before)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        trace_configs=[trace],
+    )
+    return kopf.AiohttpSession(server=info.server, aiohttp_session=session, default_namespace=info.default_namespace)
+
+
+def register(
+    registry: kopf.OperatorRegistry, controller: Controller, opts: Options, fence: Callable[[], None] = lambda: None
+) -> None:
     def run(body: kopf.Body | dict[str, Any], prune: bool = False) -> None:
         obj = dict(body)
         target = kopf.Body(cast(kopf.RawBody, obj))
@@ -139,10 +168,10 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
         settings.scanning.disabled = bool(opts.namespaces)
 
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
+    async def login(**_: Any) -> kopf.AiohttpSession:
         # A fresh registry has none of kopf's default login handlers. Re-read on every login,
         # so a rotated service-account token is picked up.
-        return _connection(_configuration(opts))
+        return fenced_session(_connection(configuration(opts)), fence)
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
@@ -170,36 +199,3 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, opts: Opti
                     run(owner)
             except (kopf.TemporaryError, kopf.PermanentError, Retry, Rejected) as exc:
                 log.warning("reconcile after a child changed: %s", exc)
-
-
-def run(opts: Options) -> None:
-    """Run the operator until SIGTERM."""
-    logs.setup(opts.log_format, "operator", "DEBUG" if opts.verbose else "INFO")
-    # As kopf.configure() does: asyncio's own debug chatter stays out of the operator's log.
-    logging.getLogger("asyncio").propagate = opts.verbose
-    registry = kopf.OperatorRegistry()
-    controller = Controller(Kube(k8s.ApiClient(_configuration(opts))))
-    register(registry, controller, opts)
-    if opts.metrics_port:
-        start_http_server(opts.metrics_port, addr=opts.bind)
-    liveness = liveness_endpoint(opts)
-    log.info(
-        "metrics %s, health %s",
-        f"on {opts.bind}:{opts.metrics_port}" if opts.metrics_port else "disabled (--metrics-port 0)",
-        f"on {liveness}" if liveness else "disabled (--health-port 0)",
-    )
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            standalone=True,
-            clusterwide=not opts.namespaces,
-            namespaces=list(opts.namespaces),
-            liveness_endpoint=liveness,
-        )
-    )
-
-
-def liveness_endpoint(opts: Options) -> str | None:
-    """kopf's liveness URL, or None for --health-port 0. kopf reads the port from the URL, and a
-    URL with port 0 has none, so it would bind port 80: 0 must mean no endpoint at all."""
-    return f"http://{opts.bind}:{opts.health_port}/healthz" if opts.health_port else None

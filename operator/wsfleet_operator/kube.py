@@ -20,8 +20,9 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
@@ -29,6 +30,7 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from kubernetes.dynamic.resource import Resource
 
 from wsfleet_operator import naming
+from wsfleet_operator.leader import Conflict, Record
 from wsfleet_operator.model import API_VERSION, KIND
 
 Manifest = dict[str, Any]
@@ -103,6 +105,9 @@ class Kube:
 
     api: k8s.ApiClient
     field_manager: str = naming.FIELD_MANAGER
+    # Called before every mutating request (dry runs too); with leader election it ends the
+    # process when the lease may have passed to another replica (leader.Elector.valid).
+    fence: Callable[[], None] = field(default=lambda: None)
     writes: Counter[tuple[str, str]] = field(default_factory=Counter)
     _dyn: DynamicClient | None = None
     _resources: dict[tuple[str, str], Resource] = field(default_factory=dict)
@@ -153,6 +158,7 @@ class Kube:
     def _apply(self, manifest: Manifest, dry_run: bool) -> Manifest:
         res = self._require(manifest["apiVersion"], manifest["kind"])
         meta = manifest["metadata"]
+        self.fence()
         try:
             obj: Manifest = res.server_side_apply(
                 body=manifest,
@@ -211,6 +217,7 @@ class Kube:
             **body,
         }
         res = self._require(live["apiVersion"], live["kind"])
+        self.fence()
         try:
             res.server_side_apply(
                 body=manifest,
@@ -225,6 +232,7 @@ class Kube:
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         res = self._require(api_version, kind)
+        self.fence()
         try:
             res.delete(name=name, namespace=namespace, body={"propagationPolicy": "Background"})
         except k8s.ApiException as exc:
@@ -260,6 +268,7 @@ class Kube:
             "metadata": {"name": name, "namespace": namespace},
             "status": status,
         }
+        self.fence()
         try:
             res.status.patch(body=body, name=name, namespace=namespace, content_type="application/merge-patch+json")
         except k8s.ApiException as exc:
@@ -267,3 +276,88 @@ class Kube:
                 return  # deleted meanwhile: nothing to report on
             raise _translate(exc, f"patch status of {KIND} {namespace}/{name}") from None
         self.writes[("status", KIND)] += 1
+
+
+class Leases:
+    """The one Lease leader election holds (leader.LeaseStore): read, create, replace at a
+    resourceVersion. Requests time out after `timeout` seconds, so a hung connection is a
+    failed attempt rather than a leader that believes it renewed."""
+
+    def __init__(self, api: k8s.ApiClient, namespace: str, name: str) -> None:
+        self.coordination = k8s.CoordinationV1Api(api)
+        self.core = k8s.CoreV1Api(api)
+        self.namespace, self.name = namespace, name
+
+    def get(self, timeout: float) -> Record | None:
+        try:
+            lease = self.coordination.read_namespaced_lease(self.name, self.namespace, _request_timeout=timeout)
+        except k8s.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _translate(exc, f"get Lease {self.namespace}/{self.name}") from None
+        return _record(lease)
+
+    def create(self, record: Record, timeout: float) -> Record:
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": self.name}}
+        return self._write(record, timeout, lambda spec: self.coordination.create_namespaced_lease(
+            self.namespace, cast(k8s.V1Lease, {**body, "spec": spec}), _request_timeout=timeout))  # fmt: skip
+
+    def update(self, record: Record, timeout: float) -> Record:
+        meta = {"name": self.name, "namespace": self.namespace, "resourceVersion": record.version}
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta}
+        return self._write(record, timeout, lambda spec: self.coordination.replace_namespaced_lease(
+            self.name, self.namespace, cast(k8s.V1Lease, {**body, "spec": spec}), _request_timeout=timeout))  # fmt: skip
+
+    # The client serialises a dict body as it is: the MicroTimes go out exactly as _micro writes
+    # them (its models would write datetime.isoformat(), which drops zero microseconds).
+    def _write(self, record: Record, timeout: float, call: Any) -> Record:
+        spec = {
+            "holderIdentity": record.holder,
+            "leaseDurationSeconds": math.ceil(record.duration),
+            "acquireTime": _micro(record.acquired),
+            "renewTime": _micro(record.renewed),
+            "leaseTransitions": record.transitions,
+        }
+        try:
+            return _record(call(spec))
+        except k8s.ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"Lease {self.namespace}/{self.name}: {exc.reason}") from None
+            raise _translate(exc, f"write Lease {self.namespace}/{self.name}") from None
+
+    def announce(self, identity: str) -> None:
+        """An event on the Lease, as client-go records one: `kubectl describe lease` says who leads."""
+        now = dt.datetime.now(dt.UTC)
+        event = {
+            "metadata": {"generateName": f"{self.name}.", "namespace": self.namespace},
+            "involvedObject": {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                               "name": self.name, "namespace": self.namespace},
+            "reason": "LeaderElection",
+            "message": f"{identity} became leader",
+            "type": "Normal",
+            "source": {"component": naming.FIELD_MANAGER},
+            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "count": 1,
+        }  # fmt: skip
+        try:
+            self.core.create_namespaced_event(self.namespace, cast(k8s.CoreV1Event, event), _request_timeout=5)
+        except k8s.ApiException as exc:
+            raise _translate(exc, f"event on Lease {self.namespace}/{self.name}") from None
+
+
+def _micro(when: dt.datetime | None) -> str | None:
+    """A MicroTime as the API server writes it: RFC 3339 in UTC with microseconds."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if when else None
+
+
+def _record(lease: k8s.V1Lease) -> Record:
+    spec = lease.spec or k8s.V1LeaseSpec()
+    return Record(
+        holder=spec.holder_identity or "",
+        duration=float(spec.lease_duration_seconds or 0),
+        acquired=spec.acquire_time,
+        renewed=spec.renew_time,
+        transitions=spec.lease_transitions or 0,
+        version=(lease.metadata.resource_version if lease.metadata else None) or "",
+    )

@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,7 @@ class Operator:
     resync: float = RESYNC
     verbose: bool = True
     args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # beside the test's own environment
 
     def start(self) -> None:
         self.metrics_port, self.health_port = controlplane.free_port(), controlplane.free_port()
@@ -186,7 +187,7 @@ class Operator:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 # As the shipped image and Deployment run it (Dockerfile.operator, deploy/operator).
-                env={**os.environ, "MALLOC_ARENA_MAX": "2"},
+                env={**os.environ, "MALLOC_ARENA_MAX": "2", **self.env},
             )
         wait_until(self.healthy, 60, "the operator's /healthz")
 
@@ -196,6 +197,12 @@ class Operator:
                 return bool(r.status == 200)
         except OSError:
             return False
+
+    def health(self) -> dict[str, Any]:
+        """/healthz's answer: with --leader-elect it says whether this replica leads, and who does."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as r:
+            body: dict[str, Any] = json.loads(r.read())
+        return body
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
@@ -227,12 +234,14 @@ class Audit(JsonLines):
     """The API server's audit log of the operator's writes (devcluster.AUDIT_POLICY), read as it
     grows: what the operator wrote, counted by the API server rather than by the operator."""
 
-    def writes(self, namespace: str, *, dry_run: bool = False) -> list[dict[str, Any]]:
+    def writes(
+        self, namespace: str, *, dry_run: bool = False, user: str = controlplane.OPERATOR_USER
+    ) -> list[dict[str, Any]]:
         """The operator's create/update/patch/delete requests in `namespace` (answered), real ones
         or dry runs (an apply with dryRun=All, which is how it compares before it writes)."""
         return [
             e for e in self.read()
-            if e["user"]["username"] == controlplane.OPERATOR_USER
+            if e["user"]["username"] == user
             and e.get("objectRef", {}).get("namespace") == namespace
             and ("dryRun=All" in e["requestURI"]) == dry_run
         ]  # fmt: skip

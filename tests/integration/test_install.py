@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 from tests.integration.conftest import RESYNC, Kubectl, Operator, example, wait_until
 from tests.integration.test_operator import apply_ok, wait_ready
 from wsfleet_devcluster import controlplane
-from wsfleet_operator.handlers import CHILD_VERBS, CLUSTER_SCOPED, OWN_ACCESS
+from wsfleet_operator.handlers import CHILD_VERBS, CLUSTER_SCOPED, LEASE_ACCESS, OWN_ACCESS
 from wsfleet_operator.render import owned_kinds
 
 SA = "system:serviceaccount:wsfleet-system:wsfleet-operator"
@@ -35,12 +35,15 @@ def installed(kubectl: Kubectl) -> Kubectl:
     return kubectl
 
 
-def test_operator_pod_is_admitted_under_restricted(installed: Kubectl) -> None:
+def test_operator_pods_are_admitted_under_restricted(installed: Kubectl) -> None:
     def running() -> bool:
         pods = installed("get", "pods", "-n", "wsfleet-system", "-o", "jsonpath={.items[*].status.phase}").stdout
-        return pods.split() == ["Running"]
+        return pods.split() == ["Running", "Running"]
 
-    wait_until(running, 60, "the operator pod to run in the restricted wsfleet-system namespace")
+    wait_until(running, 60, "both operator pods (leader and standby) to run in the restricted namespace")
+    pdb = installed.get("pdb", "wsfleet-operator", "wsfleet-system")
+    assert pdb is not None
+    assert pdb["spec"]["minAvailable"] == 1
 
 
 def _granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -60,6 +63,9 @@ def _needed(kubectl: Kubectl, cluster_scoped: bool) -> set[tuple[str, str, str]]
     for group, resource, verbs in OWN_ACCESS:
         if cluster_scoped or resource not in CLUSTER_SCOPED:
             out |= {(group, resource, v) for v in verbs}
+    if not cluster_scoped:  # the namespaced install's one Role holds the Lease rule too
+        group, resource, verbs = LEASE_ACCESS
+        out |= {(group, resource, v) for v in verbs}
     return out
 
 
@@ -75,6 +81,16 @@ def test_rbac_grants_exactly_what_the_operator_touches(kubectl: Kubectl, install
     )
 
 
+def test_leader_election_may_touch_leases_in_its_own_namespace_only(installed: Kubectl) -> None:
+    group, resource, verbs = LEASE_ACCESS
+    for verb in verbs:
+        assert installed("auth", "can-i", verb, f"{resource}.{group}", f"--as={SA}", "-n", "wsfleet-system",
+                         check=False).stdout.strip() == "yes", verb  # fmt: skip
+    for verb, where in [("update", "default"), ("delete", "wsfleet-system"), ("create", "kube-system")]:
+        proc = installed("auth", "can-i", verb, f"{resource}.{group}", f"--as={SA}", "-n", where, check=False)
+        assert proc.stdout.strip() == "no", (verb, where)
+
+
 @pytest.mark.parametrize(
     ("verb", "resource"),
     [("get", "secrets"), ("list", "secrets"), ("create", "pods"), ("delete", "namespaces"), ("create", "clusterroles")],
@@ -84,9 +100,11 @@ def test_rbac_denies_what_is_not_needed(installed: Kubectl, verb: str, resource:
     assert proc.stdout.strip() == "no"
 
 
-def _operator_as(kubectl: Kubectl, dev_cluster: controlplane.DevCluster, sa_namespace: str, name: str) -> Path:
+def _operator_as(
+    kubectl: Kubectl, dev_cluster: controlplane.DevCluster, sa_namespace: str, name: str, sa: str = "wsfleet-operator"
+) -> Path:
     """A kubeconfig holding the operator ServiceAccount's own token: its RBAC, nothing more."""
-    token = kubectl("create", "token", "wsfleet-operator", "-n", sa_namespace, "--duration=1h").stdout.strip()
+    token = kubectl("create", "token", sa, "-n", sa_namespace, "--duration=1h").stdout.strip()
     config = yaml.safe_load(dev_cluster.kubeconfig.read_text())
     config["users"] = [{"name": "wsfleet-operator", "user": {"token": token}}]
     config["contexts"][0]["context"]["user"] = "wsfleet-operator"
@@ -132,7 +150,9 @@ def operator_as_service_account(
 ) -> Iterator[Operator]:
     path = _operator_as(installed, dev_cluster, "wsfleet-system", "operator-sa.kubeconfig")
     operator.stop()  # only the ServiceAccount's operator may act during this test
-    sa_operator = Operator(path, dev_cluster.dir / "logs" / "operator-sa.log")
+    # as deploy/operator runs it: with leader election, on the Lease in its own namespace
+    sa_operator = Operator(path, dev_cluster.dir / "logs" / "operator-sa.log",
+                           args=("--leader-elect", "--leader-elect-resource-namespace=wsfleet-system"))  # fmt: skip
     sa_operator.start()
     try:
         yield sa_operator
@@ -168,7 +188,8 @@ def test_namespaced_install_runs_a_fleet_in_its_namespace_only(
     kubectl("apply", "--server-side", "-k", str(overlay))
     rendered = yaml.safe_load_all(kubectl("kustomize", str(overlay)).stdout)
     kinds = {(d["kind"], d["metadata"].get("namespace")) for d in rendered}
-    assert kinds == {(k, namespace) for k in ("ServiceAccount", "Role", "RoleBinding", "Deployment")}, kinds
+    expected = ("ServiceAccount", "Role", "RoleBinding", "Deployment", "PodDisruptionBudget")
+    assert kinds == {(k, namespace) for k in expected}, kinds
     sa = f"system:serviceaccount:{namespace}:wsfleet-operator"
     for verb, resource, where in [("list", "websocketservices", "default"), ("list", "namespaces", None),
                                   ("get", "secrets", namespace), ("create", "pods", namespace)]:  # fmt: skip
@@ -177,7 +198,8 @@ def test_namespaced_install_runs_a_fleet_in_its_namespace_only(
     # The operator as the pod would run it: its token, `--namespace=$(POD_NAMESPACE)` expanded.
     path = _operator_as(kubectl, dev_cluster, namespace, "operator-team.kubeconfig")
     operator.stop()
-    team = Operator(path, dev_cluster.dir / "logs" / "operator-team.log", args=(f"--namespace={namespace}",))
+    team = Operator(path, dev_cluster.dir / "logs" / "operator-team.log",
+                    args=(f"--namespace={namespace}", "--leader-elect"))  # fmt: skip
     team.start()
     other = f"{namespace}-other"
     kubectl("create", "namespace", other)

@@ -126,12 +126,31 @@ def test_console_script_fails_cleanly(bad_file: Path) -> None:
     assert "spec: I1:" in proc.stderr
 
 
-def test_operator_ports_are_checked_and_0_means_none(capsys: pytest.CaptureFixture[str]) -> None:
-    from wsfleet_operator.handlers import Options, liveness_endpoint  # noqa: PLC0415 - loads kopf
-
+def test_operator_ports_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["operator", "--health-port", "70000"])
     assert exit_.value.code == 2
     assert "--health-port: 70000: a port is 0 (none) to 65535" in capsys.readouterr().err
-    assert liveness_endpoint(Options(health_port=0)) is None, "no URL without a port: kopf would bind port 80"
-    assert liveness_endpoint(Options(health_port=8080, bind="127.0.0.1")) == "http://127.0.0.1:8080/healthz"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--leader-elect-lease-duration", "10s"],
+         "--leader-elect-lease-duration 10s must be longer than --leader-elect-renew-deadline 10s"),
+        (["--leader-elect-retry-period", "9s"],
+         "--leader-elect-renew-deadline 10s must be longer than 1.2 x --leader-elect-retry-period 9s"),
+        (["--leader-elect-resource-namespace", ""], "--leader-elect: the Lease needs a namespace"),
+    ],
+)  # fmt: skip
+def test_leader_election_flags_are_checked_before_anything_starts(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["operator", "--leader-elect", "--leader-elect-resource-namespace", "ns", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_leader_election_durations_are_duration_strings(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["operator", "--leader-elect", "--leader-elect-lease-duration", "1.5s"])
+    assert "--leader-elect-lease-duration: '1.5s' is not a duration" in capsys.readouterr().err

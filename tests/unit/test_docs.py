@@ -66,13 +66,15 @@ def test_namespaced_role_matches_the_cluster_role_minus_cluster_scoped_rules() -
     role_rules = _rules(ROOT / "deploy" / "operator-namespaced" / "rbac.yaml", "Role")
     cluster_scoped = [r for r in cluster_rules if set(r["resources"]) <= {"customresourcedefinitions", "namespaces"}]
     assert len(cluster_scoped) == 2
-    assert role_rules == [r for r in cluster_rules if r not in cluster_scoped]
+    lease_rules = _rules(ROOT / "deploy" / "operator" / "rbac.yaml", "Role")
+    assert role_rules == [r for r in cluster_rules if r not in cluster_scoped] + lease_rules
 
 
 def test_namespaced_install_watches_its_own_namespace() -> None:
     kustomization = yaml.safe_load((ROOT / "deploy" / "operator-namespaced" / "kustomization.yaml").read_text())
     (patch,) = kustomization["patches"]
     assert "--namespace=$(POD_NAMESPACE)" in patch["patch"]
-    deployment = yaml.safe_load((ROOT / "deploy" / "operator" / "deployment" / "deployment.yaml").read_text())
+    path = ROOT / "deploy" / "operator" / "deployment" / "deployment.yaml"
+    deployment = next(d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "Deployment")
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}

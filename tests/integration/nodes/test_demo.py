@@ -5,8 +5,9 @@ HOME; the build caches are shared, so nothing is rebuilt that a fresh machine wo
 |---------------------|--------------------------------------------------------------------------|
 | first `make demo`   | exits 0 and prints the demo page's URL; the page answers; a Socket.IO    |
 |                     | client connects through the same address (the Gateway: Traefik) and gets |
-|                     | the affinity cookie; the operator runs as a pod on                       |
-|                     | a real node, from the image the install names; the example is Ready      |
+|                     | the affinity cookie; the operator runs as two pods (leader and standby)  |
+|                     | on real nodes, from the image the install names, one of them holding the |
+|                     | Lease; the example is Ready                                              |
 | second `make demo`  | finds the cluster up and reuses it                                       |
 | `make demo-down`    | exits 0 and leaves nothing on the machine (as test_real_nodes checks)    |
 """
@@ -79,10 +80,13 @@ def test_make_demo_as_written(tmp_path: Path) -> None:
 
         kubectl = Kubectl(cluster_dir / "kubeconfig")
         pods = json.loads(kubectl("-n", "wsfleet-system", "get", "pods", "-o", "json").stdout)["items"]
-        assert [p["status"]["phase"] for p in pods] == ["Running"]
-        (pod,) = pods
-        assert pod["spec"]["nodeName"] in ("node1", "node2")
-        assert pod["spec"]["containers"][0]["image"] == images.published_name("operator")
+        assert [p["status"]["phase"] for p in pods] == ["Running", "Running"], "leader and standby"
+        for pod in pods:
+            assert pod["spec"]["nodeName"] in ("node1", "node2")
+            assert pod["spec"]["containers"][0]["image"] == images.published_name("operator")
+        lease = json.loads(kubectl("-n", "wsfleet-system", "get", "lease", "wsfleet-operator", "-o", "json").stdout)
+        holder = lease["spec"]["holderIdentity"].rpartition("_")[0]  # <pod name>_<uuid>
+        assert holder in [p["metadata"]["name"] for p in pods], lease["spec"]
         wss = json.loads(kubectl("get", "wss", "-A", "-o", "json").stdout)["items"]
         ready = {w["metadata"]["name"]: [c["status"] for c in w["status"]["conditions"] if c["type"] == "Ready"]
                  for w in wss}  # fmt: skip

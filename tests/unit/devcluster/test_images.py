@@ -15,7 +15,8 @@ def test_the_workload_default_image_is_the_published_name() -> None:
 
 
 def test_the_operator_install_runs_the_published_operator_image() -> None:
-    deployment = yaml.safe_load((ROOT / "deploy" / "operator" / "deployment" / "deployment.yaml").read_text())
+    path = ROOT / "deploy" / "operator" / "deployment" / "deployment.yaml"
+    deployment = next(d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"] == images.published_name("operator")
     # a tag (not :latest) without a pull policy means IfNotPresent: a node that holds it never pulls
