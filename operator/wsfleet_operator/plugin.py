@@ -84,9 +84,12 @@ class Cluster:
         """A workload endpoint's JSON answer through the API server's pod proxy (kubectl's own
         route to a pod: no port-forward, no Service), or {"error": why} when it did not answer."""
         try:
-            text = self.core.connect_get_namespaced_pod_proxy_with_path(
-                f"{pod}:{port}", self.namespace, path.lstrip("/"), _request_timeout=PROXY_TIMEOUT
-            )
+            # the raw body: the client would otherwise turn the JSON into a Python repr of it
+            response: Any = self.core.connect_get_namespaced_pod_proxy_with_path(
+                f"{pod}:{port}", self.namespace, path.lstrip("/"), _request_timeout=PROXY_TIMEOUT,
+                _preload_content=False,
+            )  # fmt: skip
+            text = response.data.decode("utf-8", "replace")
         except k8s.ApiException as exc:
             text = exc.body or ""
             if exc.status not in (200, 503):  # 503 with a JSON body: the pod says it is not ready

@@ -9,6 +9,7 @@ duplicate) and reports its figures and each pod's measured drain timeline.
 | scenario               | event                                                     | asserted besides 0 lost                                     |
 |------------------------|-----------------------------------------------------------|-------------------------------------------------------------|
 | restricted             | none                                                      | UID 1000, seccomp filter, read-only root, in a restricted namespace |
+| `kubectl wsfleet status` | 300 clients connected                                   | each pod's count through the API server's pod proxy adds up to 300; Redis ok on each; every rule holds |
 | idle hold              | five minutes without a message, the default heartbeat     | no client dropped or moved; then every message delivered    |
 | rolling restart        | a spec change; the Deployment controller rolls the pods   | 0 failed reconnects; per pod: the kubelet's preStop call, SIGTERM after it, the drain's phases, exit 0 within the grace period |
 | force delete           | `kubectl delete pod --grace-period=0 --force`             | its clients moved; the pod replaced                         |
@@ -30,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +43,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.integration.conftest import Kubectl, wait_until
+from tests.integration.conftest import BIN, Kubectl, wait_until
 from tests.integration.nodes import two_real_nodes
 from tests.integration.nodes.observe import LogTail, PodWatch, timeline
 from tests.support.crowd import Crowd, Publisher, publish_during, report, verify
@@ -195,6 +197,44 @@ def test_pods_run_restricted(url: str, kubectl: Kubectl) -> None:
     sec = items[0]["spec"]["securityContext"]
     assert sec["seccompProfile"] == {"type": "RuntimeDefault"}
     assert sec["runAsNonRoot"] is True
+
+
+def test_kubectl_wsfleet_status_asks_each_pod(url: str, kubectl: Kubectl, tmp_path: Path) -> None:
+    """`kubectl wsfleet status` through the real kubectl: what each pod says of itself through the
+    API server's pod proxy adds up to the clients connected through the Gateway."""
+    steady(kubectl)
+    env = {**os.environ, "KUBECONFIG": str(kubectl.kubeconfig), "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+    def status(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "kubectl"), "wsfleet", "status", NAME, "-n", NS, *extra],
+                              capture_output=True, text=True, env=env, timeout=120, check=False)  # fmt: skip
+
+    clients = crowd_of(url, tmp_path)
+    try:
+
+        def counted() -> dict[str, Any] | None:
+            proc = status("-o", "json")
+            assert proc.returncode == 0, proc.stderr
+            report: dict[str, Any] = json.loads(proc.stdout)
+            total = sum(p["workload"].get("connections") or 0 for p in report["pods"])
+            return report if total == CLIENTS else None
+
+        report = wait_until(counted, 60, f"the pods to count {CLIENTS} connections", interval=2)
+        text = status()
+    finally:
+        clients.close()
+    assert len(report["pods"]) == 3
+    for p in report["pods"]:
+        assert p["workload"]["status"] == "ready", p
+        assert not p["workload"]["draining"]
+        assert p["redis"]["ok"], p
+        assert p["redis"]["listener"]["alive"]
+    assert all(r["holds"] for r in report["rules"])
+    assert report["rollout"]["complete"]
+    assert text.returncode == 0, text.stderr
+    rows = [line.split() for line in text.stdout.splitlines() if line.startswith(f"  {NAME}-")]
+    assert len(rows) == 3
+    assert all(row[6:8] == ["ok", "ready"] for row in rows), text.stdout
 
 
 IDLE_HOLD = 300.0  # seconds without a message: twelve heartbeats of the default 25 s interval
