@@ -107,8 +107,10 @@ def fenced_session(info: kopf.ConnectionInfo, fence: Callable[[], None]) -> kopf
     in kopf/_cogs/clients/auth.py, kopf 1.45.2), plus a hook that runs `fence` before every
     request that writes. kopf writes too: its bookkeeping annotations and the events it posts,
     outside any handler of ours, so Kube's fence alone would not stop them. kopf.AiohttpSession
-    is kopf's public way to bring a session (docs: "Custom HTTP sessions");
-    tests/unit/test_handlers.py checks the hook fires for kopf's own patch."""
+    is kopf's public way to bring a session (docs: "Custom HTTP sessions"). tests/unit/test_handlers.py
+    checks the hook runs before every write on the session and that kopf's client context uses the
+    session as given; tests/integration/test_leader.py, that a paused leader's kopf writes nothing
+    after the takeover."""
 
     async def before(_: aiohttp.ClientSession, __: Any, params: aiohttp.TraceRequestStartParams) -> None:
         if params.method.upper() not in SAFE_METHODS:

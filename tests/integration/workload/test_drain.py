@@ -18,6 +18,7 @@ Both assert that every client saw every published sequence number of its rooms, 
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -174,6 +175,13 @@ def test_a_second_signal_during_the_drain_exits_with_a_warning_not_a_traceback(
     finally:
         loop.close()
     warnings = [e["message"] for e in a.events(level="WARNING")]
-    assert "signal SIGTERM again during the drain: exiting now; connections not yet moved: 3" in warnings, warnings
+    # How many of the three were still there depends on when the second signal came: each client's
+    # slot is random within the window, and on a loaded machine one may have come and gone first.
+    (warning,) = [w for w in warnings if w.startswith("signal SIGTERM again during the drain: exiting now")]
+    moved = re.fullmatch(
+        r"signal SIGTERM again during the drain: exiting now; connections not yet moved: (\d)", warning
+    )
+    assert moved, warning
+    assert 1 <= int(moved.group(1)) <= 3, warning
     errors = [e for e in a.events() if e["level"] in ("ERROR", "CRITICAL") or "exc_info" in e]
     assert not errors, errors
