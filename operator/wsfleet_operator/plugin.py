@@ -47,9 +47,8 @@ class Cluster:
         configuration = k8s.Configuration()
         try:
             k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)  # type: ignore[no-untyped-call]
-            _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+            contexts, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
             if context:
-                contexts, _ = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
                 active = next(c for c in contexts if c["name"] == context)
         except (k8s_config.ConfigException, OSError, StopIteration) as exc:
             raise PluginError(f"kubeconfig {kubeconfig or '$KUBECONFIG or ~/.kube/config'}: {exc}") from None
